@@ -1,0 +1,38 @@
+# Two commands matter: `make demo` and `make test`. Each builds .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench bench-incremental lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(UV) pip install --quiet --python $(PY) -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/batchlake demo --db data/batchlake.duckdb
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(UV) pip install --quiet --python $(PY) -r requirements-bench.lock
+	$(PY) bench/bench_sync.py --sizes 10000,100000
+
+bench-incremental: $(STAMP)
+	$(PY) bench/bench_incremental.py --size 100000
+
+# Re-lock after changing pins in pyproject.toml.
+lock: $(STAMP)
+	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 -q
+	$(UV) pip compile pyproject.toml --extra dev --extra bench -o requirements-bench.lock --python-version 3.11 -q
+
+clean:
+	rm -rf $(VENV) data/*.duckdb data/*.wal

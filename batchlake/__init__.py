@@ -1,0 +1,67 @@
+"""batchlake: Bifrost gateway batches -> polars -> DuckDB, orchestrated by Prefect.
+
+The public surface, for notebooks and scripts::
+
+    import batchlake
+    con = batchlake.connect("data/batchlake.duckdb")      # DuckDB connection with the views
+    df = batchlake.frame(con, "SELECT * FROM v_durations")  # a polars frame
+    report = batchlake.sync(batchlake.Settings(base_url="http://localhost:8080"))
+
+Imports are lazy so that ``batchlake --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from batchlake.errors import (
+    BatchlakeError,
+    ConfigError,
+    DatabaseError,
+    DatabaseLocked,
+    GatewayAuthError,
+    GatewayBadRequest,
+    GatewayBadResponse,
+    GatewayError,
+    GatewayNotFound,
+    GatewayServerError,
+    GatewayUnreachable,
+)
+from batchlake.settings import Auth, Settings
+
+if TYPE_CHECKING:
+    from batchlake.api import connect, frame, views
+    from batchlake.pipeline import SyncReport, sync
+
+__all__ = [
+    "Auth",
+    "BatchlakeError",
+    "ConfigError",
+    "DatabaseError",
+    "DatabaseLocked",
+    "GatewayAuthError",
+    "GatewayBadRequest",
+    "GatewayBadResponse",
+    "GatewayError",
+    "GatewayNotFound",
+    "GatewayServerError",
+    "GatewayUnreachable",
+    "Settings",
+    "SyncReport",
+    "connect",
+    "frame",
+    "sync",
+    "views",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("connect", "frame", "views"):
+        from batchlake import api
+
+        return getattr(api, name)
+    if name in ("sync", "SyncReport"):
+        from batchlake import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

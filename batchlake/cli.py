@@ -1,0 +1,416 @@
+"""The ``batchlake`` command line. Each command mirrors a Python function one to one.
+
+Expected mistakes end with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import polars as pl
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from batchlake import report as rpt
+from batchlake.errors import BatchlakeError, ConfigError
+from batchlake.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
+export_app = typer.Typer(no_args_is_help=True, help="Export tables to other engines.")
+app.add_typer(export_app, name="export")
+# Wide when piped: a log file or CI output should not fold every column.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+DbOpt = Annotated[str, typer.Option("--db", envvar="BATCHLAKE_DB", show_envvar=False,
+                                    help="DuckDB file (or md:NAME for MotherDuck).")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+
+
+def _settings(base_url: str | None, api_key: str | None, api_key_header: str | None,
+              **kw: Any) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in kw.items() if v is not None}
+    if base_url:
+        overrides["base_url"] = base_url
+    if api_key:
+        overrides["auth"] = Auth(api_key=api_key, header_name=api_key_header)
+    return from_env(**overrides)
+
+
+def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
+    if fmt == "json":
+        out.print_json(json.dumps(rpt.to_jsonable({"rows": df})["rows"], default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(df.columns)
+        w.writerows(df.iter_rows())
+        sys.stdout.write(buf.getvalue())
+    elif fmt == "table":
+        t = Table(title=title, title_justify="left", header_style="bold")
+        for c in df.columns:
+            t.add_column(c, overflow="fold")
+        for row in df.iter_rows():
+            t.add_row(*("" if v is None else _cell(v) for v in row))
+        out.print(t)
+    else:
+        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, datetime):
+        return f"{v:%Y-%m-%d %H:%M:%S}"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.1f}"
+    return str(v)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A per-provider progress line on a terminal; silent otherwise."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(bar_width=None),
+                  TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} objects"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(provider: str, pages: int, fetched: int) -> None:
+            if provider not in tasks:
+                tasks[provider] = bar.add_task(provider, total=None, pages=0)
+            bar.update(tasks[provider], completed=fetched, pages=pages)
+
+        yield update
+
+
+def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = False,
+             batch_ids: list[str] | None = None, quiet: bool = False) -> Any:
+    """Direct mode unless --prefect or PREFECT_API_URL: no temporary Prefect server for a
+    one-shot run (it costs ~18 s here)."""
+    use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
+    if use_prefect:
+        from flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
+
+        return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids)
+    from batchlake.pipeline import sync
+
+    with _progress(not quiet and err.is_terminal) as progress:
+        return sync(settings, full_refresh=full_refresh, batch_ids=batch_ids,
+                    on_progress=progress)
+
+
+def _print_sync_report(rep: Any) -> None:
+    df = pl.DataFrame([r.as_row() for r in rep.results])
+    print_frame(df.drop("warnings") if df.get_column("warnings").str.len_chars().max() == 0
+                else df, title=f"sync run {rep.run_id}")
+    for r in rep.failed:
+        err.print(f"[red]{r.provider} failed:[/red] {r.error}", highlight=False)
+
+
+@app.command()
+def sync(
+    base_url: Annotated[str | None, typer.Option(
+        help="Gateway URL (env BIFROST_BASE_URL).")] = None,
+    providers: Annotated[str | None, typer.Option(
+        help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
+    db: DbOpt = str(DEFAULT_DB),
+    api_key: Annotated[str | None, typer.Option(
+        help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
+        show_default=False)] = None,
+    api_key_header: Annotated[str | None, typer.Option(
+        help="Send the key in this header instead, e.g. x-api-key.")] = None,
+    full_refresh: Annotated[bool, typer.Option(
+        help="Ignore the watermark: list everything.")] = False,
+    strict: Annotated[bool, typer.Option(
+        help="Exit non-zero if any provider failed (default: only if all did).")] = False,
+    prefect: Annotated[bool | None, typer.Option(
+        "--prefect/--no-prefect",
+        help="Run as a Prefect flow run (default: only when PREFECT_API_URL is set).")] = None,
+    insecure: Annotated[bool, typer.Option(help="Do not verify HTTPS certificates.")] = False,
+    store_raw: Annotated[bool, typer.Option(
+        help="Keep raw_request/raw_response (secrets redacted).")] = False,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout, seconds.")] = 30.0,
+    lock_timeout: Annotated[float, typer.Option(
+        help="Wait this long for another writer.")] = 30.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+) -> None:
+    """Sync batches from a Bifrost gateway into DuckDB.
+
+    Example: batchlake sync --base-url http://localhost:8080 --providers openai,anthropic
+    """
+    settings = _settings(base_url, api_key, api_key_header, db_path=db,
+                         providers=parse_providers(providers) if providers else None,
+                         verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
+                         lock_timeout_s=lock_timeout)
+    rep = run_sync(settings, prefect=prefect, full_refresh=full_refresh, quiet=quiet)
+    if not quiet:
+        _print_sync_report(rep)
+    if rep.all_failed or (strict and rep.failed):
+        raise typer.Exit(1)
+
+
+@app.command()
+def fetch(
+    batch_id: Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc or batches/123.")],
+    provider: Annotated[str, typer.Option(help="Provider the batch belongs to.")],
+    base_url: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
+    db: DbOpt = str(DEFAULT_DB),
+    api_key: Annotated[str | None, typer.Option(help="Gateway key (env BIFROST_API_KEY).",
+                                                show_default=False)] = None,
+    api_key_header: Annotated[str | None, typer.Option(help="Header for the key.")] = None,
+) -> None:
+    """Retrieve one batch by id, upsert it, print it.
+
+    Example: batchlake fetch batch_abc123 --provider openai
+    """
+    prov = parse_providers(provider)
+    settings = _settings(base_url, api_key, api_key_header, db_path=db, providers=prov)
+    rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
+    if rep.failed:
+        raise BatchlakeError(rep.failed[0].error or "fetch failed")
+    from warehouse import open_read_only
+    from warehouse.db import query_frame
+
+    con = open_read_only(db)
+    try:
+        df = query_frame(con, "SELECT * FROM batches WHERE provider = ? AND batch_id = ?",
+                         [prov[0], batch_id])
+    finally:
+        con.close()
+    row = df.to_dicts()[0]
+    print_frame(pl.DataFrame({"column": list(row), "value": [
+        "" if v is None else str(v) for v in row.values()]}), title=f"{prov[0]} {batch_id}")
+
+
+@app.command("sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
+    db: DbOpt = str(DEFAULT_DB),
+    fmt: FormatOpt = "table",
+) -> None:
+    """Run a read-only SQL query against the database and print the result.
+
+    Example: batchlake sql "SELECT provider, count(*) FROM batches GROUP BY 1"
+    """
+    import duckdb
+
+    from warehouse import open_read_only
+    from warehouse.db import query_frame
+
+    con = open_read_only(db)
+    try:
+        df = query_frame(con, query)
+    except duckdb.Error as e:
+        raise BatchlakeError(f"query failed: {str(e).splitlines()[0]}") from None
+    finally:
+        con.close()
+    print_frame(df, fmt)
+
+
+@app.command()
+def gateway(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    seed: Annotated[int, typer.Option(help="Population seed.")] = 7,
+    batches: Annotated[int, typer.Option(help="How many batches.")] = 2000,
+    api_key: Annotated[str | None, typer.Option(
+        help="Require this key (401 otherwise).", show_default=False)] = None,
+    tick: Annotated[int, typer.Option(
+        help="Advance the clock this many seconds at each listing's first page.")] = 0,
+    future_share: Annotated[float, typer.Option(
+        help="Share of batches created later, arriving as the clock advances.")] = 0.1,
+) -> None:
+    """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
+
+    Example: batchlake gateway --port 8080 --batches 100000
+    """
+    from simulator import SimGateway
+
+    gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
+                    future_share=future_share)
+    err.print(f"simulated gateway on http://127.0.0.1:{port} ({batches} batches)")
+    try:
+        gw.serve_forever(port=port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{port} ({e.strerror}); "
+                          "pick another --port") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    db: DbOpt = str(DEFAULT_DB),
+    batches: Annotated[int, typer.Option(help="Simulated batches.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Population seed.")] = 7,
+    prefect: Annotated[bool, typer.Option(
+        "--prefect/--no-prefect", help="Run the sync as a Prefect flow run.")] = False,
+) -> None:
+    """Start the simulated gateway, sync it into DuckDB, print a short report.
+
+    Example: batchlake demo --db data/batchlake.duckdb
+    """
+    from simulator import SimGateway
+
+    with SimGateway(batches, seed=seed, future_share=0.1) as gw:
+        settings = Settings(base_url=gw.base_url, db_path=db)
+        rep = run_sync(settings, prefect=prefect)
+        _print_sync_report(rep)
+        gw.advance(3 * 3600)  # three hours later: some batches moved on
+        rep = run_sync(settings, prefect=prefect, quiet=True)
+    out.print(f"second sync, 3 simulated hours later: "
+              f"{sum(r.counts.updated for r in rep.results)} batches changed, "
+              f"{sum(r.counts.inserted for r in rep.results)} new, "
+              f"{sum(r.refetched for r in rep.results)} followed by id")
+    _print_report(db, None, None, "table")
+    out.print(f"\nDatabase: {db}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
+              f"--db {db}")
+
+
+def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
+                  html_path: str | None = None) -> None:
+    from warehouse import open_read_only
+
+    window = rpt.parse_duration(since) if since else None
+    con = open_read_only(db)
+    try:
+        sections = rpt.build(con, window, provider)
+        status = rpt.status_by_provider(con, window, provider)
+    finally:
+        con.close()
+    if html_path:
+        Path(html_path).write_text(rpt.to_html(sections, status, "batchlake report"),
+                                   encoding="utf-8")
+        err.print(f"wrote {html_path}")
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rpt.to_jsonable(sections), default=str, indent=1) + "\n")
+        return
+    for name, df in sections.items():
+        print_frame(df.head(20) if name == "overdue" else df, fmt,
+                    title=name.replace("_", " ").title()
+                    + (f" (20 of {df.height})" if name == "overdue" and df.height > 20 else ""))
+
+
+@app.command()
+def report(
+    db: DbOpt = str(DEFAULT_DB),
+    since: Annotated[str | None, typer.Option(help="Only batches created in the last "
+                                                   "7d / 24h / 30m.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
+    fmt: FormatOpt = "table",
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Also write a self-contained HTML page here.")] = None,
+) -> None:
+    """Summary, durations, top errors, cache and overdue batches.
+
+    Example: batchlake report --since 7d --format json
+    """
+    _print_report(db, since, provider, fmt, html)
+
+
+@app.command()
+def stuck(
+    db: DbOpt = str(DEFAULT_DB),
+    older_than: Annotated[str | None, typer.Option(
+        help="Also list open batches unchanged for this long, e.g. 2h.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List overdue batches; exit 2 when there are any (for cron or CI alerts).
+
+    Example: batchlake stuck --older-than 2h || notify-team
+    """
+    from warehouse import open_read_only
+
+    con = open_read_only(db)
+    try:
+        df = rpt.overdue(con, provider, rpt.parse_duration(older_than) if older_than else None)
+    finally:
+        con.close()
+    if df.height == 0:
+        err.print("no stuck batches")
+        return
+    print_frame(df, fmt, title=f"{df.height} stuck batches")
+    raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the table docs (Markdown) generated from the one schema definition.
+
+    Example: batchlake schema > docs/schema.md
+    """
+    from transforms.schema import markdown_docs
+
+    sys.stdout.write(markdown_docs() + "\n")
+
+
+@export_app.command("parquet")
+def export_parquet(
+    directory: Annotated[str, typer.Argument(help="Target folder of the dataset.")],
+    db: DbOpt = str(DEFAULT_DB),
+    partition_by: Annotated[str, typer.Option(
+        help="Partition columns for batches.")] = "provider,created_date",
+) -> None:
+    """Export the tables as a hive-partitioned, zstd Parquet dataset (incremental).
+
+    Example: batchlake export parquet lake/ --partition-by provider,created_date
+    """
+    from warehouse.export import export_parquet as run_export
+
+    written = run_export(db, directory, tuple(p.strip() for p in partition_by.split(",")))
+    err.print(f"wrote {written} partition files under {directory}")
+
+
+@app.command()
+def serve(
+    db: DbOpt = str(DEFAULT_DB),
+    cron: Annotated[str, typer.Option(help="Incremental sync schedule.")] = "*/10 * * * *",
+    reconcile_cron: Annotated[str, typer.Option(help="Daily full reconcile.")] = "0 3 * * *",
+) -> None:
+    """Serve the scheduled deployments against the configured Prefect API (needs
+    PREFECT_API_URL, e.g. from a local `prefect server start`).
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api batchlake serve
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError("serve needs a Prefect server: run `prefect server start` and export "
+                          "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    from flows.deploy import serve_deployments
+
+    serve_deployments(db_path=db, cron=cron, reconcile_cron=reconcile_cron)
+
+
+def main() -> None:
+    """Entry point: expected errors become one line and an exit code."""
+    try:
+        rv = app(standalone_mode=False)
+    except BatchlakeError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

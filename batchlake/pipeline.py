@@ -1,0 +1,299 @@
+"""The sync as plain functions: gateway -> transforms -> warehouse, streamed in chunks.
+
+The Prefect flow (``flows/``) and the CLI's direct mode both call these; nothing here knows
+about Prefect. Per provider: list newest-first down to the watermark (pages prefetched on a
+thread while the previous chunk is flattened and loaded), then follow known open batches the
+listing no longer shows by id, then advance the watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from batchlake.errors import BatchlakeError, GatewayBadResponse, GatewayError, GatewayNotFound
+from batchlake.settings import Settings
+from gateway import GatewayClient, ListingReport
+from transforms import flatten_objects
+from transforms.flatten import reject_payload
+from transforms.redact import scrub_text
+from warehouse import ChunkCounts, Warehouse
+
+T = TypeVar("T")
+log = logging.getLogger("batchlake")
+OnProgress = Callable[[str, int, int], None]  # (provider, pages read, objects fetched)
+
+
+@dataclass
+class ProviderResult:
+    provider: str
+    status: str = "running"  # ok | failed
+    mode: str = "incremental"
+    pages: int = 0
+    fetched: int = 0
+    refetched: int = 0
+    counts: ChunkCounts = field(default_factory=ChunkCounts)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    watermark_used: datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {"provider": self.provider, "status": self.status, "mode": self.mode,
+                "pages": self.pages, "fetched": self.fetched, "refetched_by_id": self.refetched,
+                "inserted": self.counts.inserted, "updated": self.counts.updated,
+                "unchanged": self.counts.unchanged, "rejected": self.counts.rejected,
+                "snapshots": self.counts.snapshots, "error": self.error or "",
+                "warnings": "; ".join(self.warnings)}
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    started_at: datetime
+    results: list[ProviderResult]
+
+    @property
+    def failed(self) -> list[ProviderResult]:
+        return [r for r in self.results if r.status != "ok"]
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.results) and len(self.failed) == len(self.results)
+
+
+@dataclass
+class RunContext:
+    """What every provider's sync in one run shares."""
+
+    settings: Settings
+    warehouse: Warehouse
+    client: GatewayClient
+    run_id: str
+    started_at: datetime
+    full_refresh: bool = False
+    on_progress: OnProgress | None = None
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def _prefetch(source: Iterator[T], depth: int, stop: threading.Event) -> Iterator[T]:
+    """Run ``source`` on a thread, ``depth`` items ahead, so I/O overlaps our CPU work."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+
+    def pump() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(("error", e))
+
+    t = threading.Thread(target=pump, daemon=True, name="prefetch")
+    t.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
+def _oldest_created(objects: list[Any]) -> int | None:
+    vals = [o.get("created_at") for o in objects if type(o) is dict]
+    ints = [v for v in vals if type(v) is int and v > 0]
+    return min(ints) if ints else None
+
+
+class _Chunker:
+    """Collects objects and loads them chunk by chunk."""
+
+    def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
+        self.ctx, self.provider, self.result = ctx, provider, result
+        self.buffer: list[Any] = []
+        self.newest: int | None = None
+
+    def add(self, objects: list[Any]) -> None:
+        self.buffer.extend(objects)
+        if len(self.buffer) >= self.ctx.settings.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        objs, self.buffer = self.buffer, []
+        ctx = self.ctx
+        flat = flatten_objects(objs, self.provider, as_of=ctx.started_at,
+                               store_raw=ctx.settings.store_raw)
+        if flat.newest_created_at is not None:
+            self.newest = max(self.newest or 0, flat.newest_created_at)
+        counts = ctx.warehouse.load_chunk(flat, run_id=ctx.run_id, observed_at=ctx.started_at)
+        self.result.counts.add(counts)
+        if flat.duplicates:
+            self.result.warnings.append(f"{flat.duplicates} duplicate ids in one chunk")
+
+
+def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None = None,
+                  raise_errors: bool = False) -> ProviderResult:
+    """Sync one provider; failures are recorded in sync_runs (and re-raised if asked)."""
+    wh, settings = ctx.warehouse, ctx.settings
+    mode = "ids" if batch_ids else ("full" if ctx.full_refresh else "incremental")
+    watermark = None if mode != "incremental" else wh.watermark(provider)
+    result = ProviderResult(provider, mode=mode, watermark_used=watermark)
+    wh.start_run(ctx.run_id, provider, mode, ctx.started_at, watermark)
+    chunker = _Chunker(ctx, provider, result)
+    try:
+        if batch_ids:
+            _fetch_by_id(ctx, provider, batch_ids, chunker, result, strict=True)
+        else:
+            finished = _list(ctx, provider, watermark, chunker, result)
+            chunker.flush()
+            stale = wh.stale_open_batches(provider, ctx.run_id)
+            if stale:
+                _fetch_by_id(ctx, provider, stale, chunker, result, strict=False)
+                result.refetched = len(stale)
+            if finished and chunker.newest is not None:
+                wh.advance_watermark(provider, datetime.fromtimestamp(chunker.newest, UTC),
+                                     ctx.run_id, datetime.now(UTC))
+        chunker.flush()
+        result.status = "ok"
+    except BatchlakeError as e:
+        result.status, result.error = "failed", _one_line(str(e), settings)
+    except Exception as e:  # unexpected: keep the other providers going, say what it was
+        ctx.logger.debug("provider %s crashed", provider, exc_info=True)
+        result.status = "failed"
+        result.error = _one_line(f"{type(e).__name__}: {e}", settings)
+    finally:
+        wh.finish_run(ctx.run_id, provider, status=result.status,
+                      finished_at=datetime.now(UTC), pages=result.pages,
+                      fetched=result.fetched, refetched=result.refetched, counts=result.counts,
+                      warnings=result.warnings, error=result.error)
+    level = logging.INFO if result.status == "ok" else logging.ERROR
+    ctx.logger.log(level, "%s: %s %s", provider, result.status,
+                   result.error or _summary(result))
+    if result.status != "ok" and raise_errors:
+        raise ProviderFailed(f"{provider}: {result.error}")
+    return result
+
+
+class ProviderFailed(BatchlakeError):
+    """A provider's sync failed (raised only when the caller wants retries, e.g. Prefect)."""
+
+
+def _summary(r: ProviderResult) -> str:
+    c = r.counts
+    return (f"{r.fetched} fetched ({r.pages} pages, {r.refetched} by id): {c.inserted} new, "
+            f"{c.updated} changed, {c.unchanged} unchanged, {c.rejected} rejected")
+
+
+def _one_line(text: str, settings: Settings) -> str:
+    return scrub_text(" ".join(text.split()), settings.auth.secrets())[:500]
+
+
+def _list(ctx: RunContext, provider: str, watermark: datetime | None, chunker: _Chunker,
+          result: ProviderResult) -> bool:
+    """List newest-first; return True when the listing finished (end or watermark)."""
+    cutoff = (int(watermark.timestamp()) - ctx.settings.overlap_s) if watermark else None
+    report = ListingReport()
+    stop = threading.Event()
+    pages = _prefetch(ctx.client.list_pages(provider, report=report), 4, stop)
+    reached_watermark = False
+    try:
+        for page in pages:
+            result.pages = page.number
+            result.fetched += len(page.objects)
+            chunker.add(page.objects)
+            if ctx.on_progress:
+                ctx.on_progress(provider, result.pages, result.fetched)
+            oldest = _oldest_created(page.objects)
+            if cutoff is not None and oldest is not None and oldest < cutoff:
+                reached_watermark = True
+                break
+    except GatewayBadResponse as e:
+        chunker.flush()
+        ctx.warehouse.add_rejects([{
+            "provider": provider, "batch_id": None,
+            "reason": f"page {report.pages + 1} unreadable: {e}",
+            "payload": e.payload.decode("utf-8", "replace"),
+        }], run_id=ctx.run_id, at=ctx.started_at)
+        result.counts.rejected += 1
+        raise
+    finally:
+        stop.set()
+        pages.close()
+    if report.duplicate_ids:
+        result.warnings.append(f"{report.duplicate_ids} ids repeated across adjacent pages")
+    result.warnings.extend(report.warnings)
+    return reached_watermark or (report.complete and not report.warnings)
+
+
+def _fetch_by_id(ctx: RunContext, provider: str, ids: list[str], chunker: _Chunker,
+                 result: ProviderResult, *, strict: bool) -> None:
+    gone = 0
+    for bid, obj in ctx.client.retrieve_many(provider, ids):
+        if isinstance(obj, GatewayError):
+            if strict or not isinstance(obj, GatewayNotFound):
+                if strict:
+                    raise obj
+                result.warnings.append(f"retrieve {bid}: {obj}")
+            else:
+                gone += 1
+            continue
+        result.fetched += 1
+        chunker.add([obj])
+        if ctx.on_progress:
+            ctx.on_progress(provider, result.pages, result.fetched)
+    if gone:
+        result.warnings.append(f"{gone} open batches no longer found by id")
+
+
+def sync(
+    settings: Settings,
+    *,
+    providers: tuple[str, ...] | None = None,
+    batch_ids: list[str] | None = None,
+    full_refresh: bool = False,
+    on_progress: OnProgress | None = None,
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log,
+    run_id: str | None = None,
+) -> SyncReport:
+    """Run one sync of ``providers`` (default: settings.providers) into settings.db_path."""
+    provs = providers or settings.providers
+    started = datetime.now(UTC)
+    rid = run_id or new_run_id()
+    with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+            GatewayClient(settings) as client:
+        ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger)
+        with ThreadPoolExecutor(max_workers=max(1, len(provs)),
+                                thread_name_prefix="provider") as pool:
+            results = list(pool.map(
+                lambda p: sync_provider(ctx, p, batch_ids=batch_ids), provs))
+    return SyncReport(rid, started, results)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def ago(seconds: float) -> datetime:
+    return now_utc() - timedelta(seconds=seconds)

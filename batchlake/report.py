@@ -1,0 +1,197 @@
+"""Reports over the views: frames for code, rich tables for people, JSON, self-contained HTML."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.db import query_frame
+
+from batchlake.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'7d', '2h', '30m', '45s', '1w' -> timedelta."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ConfigError(f"duration {text!r} is not like 30m, 2h, 7d or 1w")
+    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2).lower()])
+
+
+def _filters(since: timedelta | None, provider: str | None, alias: str = "") -> tuple[str, list[Any]]:
+    where, params = [], []
+    a = f"{alias}." if alias else ""
+    if since is not None:
+        where.append(f"{a}created_at >= ?")
+        params.append(datetime.now(UTC) - since)
+    if provider:
+        where.append(f"{a}provider = ?")
+        params.append(provider)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def status_by_provider(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+                       provider: str | None = None) -> pl.DataFrame:
+    w, p = _filters(since, provider)
+    return query_frame(con, 
+        f"SELECT provider, status_norm, count(*) AS batches FROM batches{w} "
+        "GROUP BY ALL ORDER BY provider, batches DESC", p)
+
+
+def summary(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+            provider: str | None = None) -> pl.DataFrame:
+    w, p = _filters(since, provider)
+    return query_frame(con, 
+        "SELECT provider, count(*) AS batches, "
+        "count(*) FILTER (WHERE status_norm = 'completed') AS completed, "
+        "count(*) FILTER (WHERE status_norm = 'failed') AS failed, "
+        "count(*) FILTER (WHERE status_norm IN ('expired', 'cancelled')) AS expired_or_cancelled, "
+        "count(*) FILTER (WHERE NOT is_terminal) AS in_flight, "
+        "sum(request_total) AS requests, "
+        "round(sum(request_completed) / nullif(sum(request_completed) + sum(request_failed), 0), 4)"
+        " AS success_rate, "
+        "round(count(*) FILTER (WHERE cache_hit) / nullif(count(cache_hit), 0), 4) AS cache_hit_rate "
+        f"FROM batches{w} GROUP BY provider ORDER BY provider", p)
+
+
+def durations(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+              provider: str | None = None) -> pl.DataFrame:
+    w, p = _filters(since, provider)
+    return query_frame(con, 
+        "SELECT provider, count(total_s) AS finished, "
+        "round(quantile_cont(queue_s, 0.5)) AS queue_p50_s, "
+        "round(quantile_cont(processing_s, 0.5)) AS processing_p50_s, "
+        "round(quantile_cont(processing_s, 0.9)) AS processing_p90_s, "
+        "round(quantile_cont(total_s, 0.5)) AS total_p50_s, "
+        "round(quantile_cont(total_s, 0.99)) AS total_p99_s "
+        f"FROM batches{w} GROUP BY provider ORDER BY provider", p)
+
+
+def top_errors(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+               provider: str | None = None, limit: int = 10) -> pl.DataFrame:
+    w, p = _filters(since, provider, "b")
+    return query_frame(con, 
+        "SELECT e.provider, coalesce(e.code, '(none)') AS code, count(*) AS errors, "
+        "count(DISTINCT e.batch_id) AS batches, mode(e.message) AS top_message "
+        "FROM batch_errors e JOIN batches b USING (provider, batch_id)"
+        f"{w} GROUP BY ALL ORDER BY errors DESC, code LIMIT {int(limit)}", p)
+
+
+def cache(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+          provider: str | None = None) -> pl.DataFrame:
+    w, p = _filters(since, provider)
+    w = w + (" AND " if w else " WHERE ") + "cache_hit IS NOT NULL"
+    return query_frame(con, 
+        "SELECT provider, CASE WHEN cache_hit THEN coalesce(cache_hit_type, '(unknown)') "
+        "ELSE 'miss' END AS hit_type, count(*) AS batches, "
+        "coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS tokens_from_cache "
+        f"FROM batches{w} GROUP BY ALL ORDER BY provider, hit_type", p)
+
+
+def overdue(con: duckdb.DuckDBPyConnection, provider: str | None = None,
+            older_than: timedelta | None = None) -> pl.DataFrame:
+    """Open batches past due, plus (with ``older_than``) open ones unchanged that long."""
+    params: list[Any] = []
+    cond = "least(deadline_at, expires_at) < now()"
+    if older_than is not None:
+        cond = f"({cond} OR last_changed_at < ?)"
+        params.append(datetime.now(UTC) - older_than)
+    if provider:
+        cond += " AND provider = ?"
+        params.append(provider)
+    return query_frame(con, 
+        "SELECT provider, batch_id, status_norm AS status, model_requested AS model, "
+        "least(deadline_at, expires_at) AS due_at, "
+        "greatest(date_diff('second', least(deadline_at, expires_at), now()), 0) AS late_s, "
+        "request_completed AS done, request_total AS total, last_changed_at "
+        f"FROM batches WHERE NOT is_terminal AND {cond} "
+        "ORDER BY late_s DESC, provider, batch_id", params)
+
+
+def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+          provider: str | None = None) -> dict[str, pl.DataFrame]:
+    """All report sections, in display order."""
+    return {
+        "summary": summary(con, since, provider),
+        "durations": durations(con, since, provider),
+        "top_errors": top_errors(con, since, provider),
+        "cache": cache(con, since, provider),
+        "overdue": overdue(con, provider),
+    }
+
+
+def to_jsonable(sections: dict[str, pl.DataFrame]) -> dict[str, list[dict[str, Any]]]:
+    def fix(v: Any) -> Any:
+        return v.isoformat() if isinstance(v, datetime) else v
+
+    return {k: [{c: fix(v) for c, v in row.items()} for row in df.to_dicts()]
+            for k, df in sections.items()}
+
+
+# -- HTML ----------------------------------------------------------------------------------
+_COLORS = {"completed": "#2e7d32", "failed": "#c62828", "expired": "#8d6e63",
+           "cancelled": "#757575", "in_progress": "#1565c0", "validating": "#90caf9",
+           "finalizing": "#42a5f5", "cancelling": "#bdbdbd", "deleted": "#424242",
+           "unknown": "#ff9800"}
+
+
+def _table_html(df: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r)
+        + "</tr>" for r in df.iter_rows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _status_chart_svg(df: pl.DataFrame) -> str:
+    """Stacked horizontal bars: batches per provider by status (inline SVG, no JS)."""
+    providers = df.get_column("provider").unique(maintain_order=True).to_list()
+    totals = {p: int(df.filter(pl.col("provider") == p)["batches"].sum()) for p in providers}
+    top = max(totals.values(), default=1) or 1
+    bar_h, width, left = 26, 560, 90
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="batches by '
+             f'provider and status" width="{left + width + 20}" '
+             f'height="{bar_h * len(providers) + 40}">']
+    for i, p in enumerate(providers):
+        y = 10 + i * bar_h
+        parts.append(f'<text x="0" y="{y + 17}" font-size="13">{html.escape(p)}</text>')
+        x = float(left)
+        for row in df.filter(pl.col("provider") == p).iter_rows(named=True):
+            w = width * row["batches"] / top
+            color = _COLORS.get(row["status_norm"], "#999")
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h - 6}" '
+                         f'fill="{color}"><title>{html.escape(row["status_norm"])}: '
+                         f'{row["batches"]}</title></rect>')
+            x += w
+    legend_y = 10 + len(providers) * bar_h + 18
+    lx = left
+    for name, color in list(_COLORS.items())[:6]:
+        parts.append(f'<rect x="{lx}" y="{legend_y - 10}" width="10" height="10" '
+                     f'fill="{color}"/><text x="{lx + 14}" y="{legend_y}" font-size="11">'
+                     f'{name}</text>')
+        lx += 90
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(sections: dict[str, pl.DataFrame], status: pl.DataFrame, title: str) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>",
+            "<h2>Batches by provider and status</h2>", _status_chart_svg(status)]
+    for name, df in sections.items():
+        body.append(f"<h2 id='{name}'>{name.replace('_', ' ').title()}</h2>")
+        body.append(_table_html(df) if df.height else "<p>None.</p>")
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+             "table{border-collapse:collapse;margin-bottom:1.5em;font-size:13px}"
+             "th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}"
+             "th{background:#f5f5f5}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")

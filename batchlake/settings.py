@@ -1,0 +1,129 @@
+"""Settings: from CLI options, then environment (BIFROST_*, BATCHLAKE_*), then defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from batchlake.errors import ConfigError
+
+DEFAULT_DB = Path("data/batchlake.duckdb")
+DEFAULT_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "azure")
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate. Exactly one of bearer key, basic (user, password) or headers.
+
+    ``repr`` never shows the secret."""
+
+    api_key: str | None = None  # sent as Authorization: Bearer <key> (incl. sk-bf-… keys)
+    basic_user: str | None = None
+    basic_password: str | None = None
+    header_name: str | None = None  # send api_key in this header instead (e.g. x-api-key)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        kinds = [k for k, v in (("bearer", self.api_key and not self.header_name),
+                                ("basic", self.basic_user is not None),
+                                ("header", self.header_name)) if v]
+        return f"Auth({', '.join(kinds) or 'none'})"
+
+    __str__ = __repr__
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.api_key, self.basic_password) if s] + [
+            v for _, v in self.extra_headers if v]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a sync needs. Secrets live only in ``auth``."""
+
+    base_url: str = "http://127.0.0.1:8080"
+    auth: Auth = field(default_factory=Auth)
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    db_path: str = str(DEFAULT_DB)
+    page_limit: int = 100  # objects per list request
+    timeout_s: float = 30.0  # per request: connect, read, write and pool
+    max_retries: int = 5  # attempts after the first, for 429/5xx/connection faults
+    backoff_base_s: float = 0.5  # first retry waits about this long, doubling, with jitter
+    backoff_max_s: float = 30.0  # no single wait longer than this (Retry-After included)
+    concurrency: int = 8  # parallel by-id retrievals per provider
+    verify_tls: bool = True
+    store_raw: bool = False  # keep extra_fields.raw_request/raw_response (redacted)
+    overlap_s: int = 3600  # incremental: re-read this far below the watermark
+    chunk_size: int = 5000  # objects per load transaction
+    max_pages: int = 100_000  # a listing never reads more pages than this
+    lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB
+
+    def __repr__(self) -> str:
+        return (f"Settings(base_url={redact_url(self.base_url)!r}, auth={self.auth!r}, "
+                f"providers={self.providers!r}, db_path={self.db_path!r})")
+
+
+def redact_url(url: str) -> str:
+    """Drop user:password@ from a URL before it is shown anywhere."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def check_base_url(url: str) -> tuple[str, Auth | None]:
+    """Validate the gateway URL; credentials in it move to Basic auth."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"gateway URL {redact_url(url)!r} is not an http(s) URL; "
+            "pass e.g. --base-url http://localhost:8080 or set BIFROST_BASE_URL")
+    auth = None
+    if parts.username or parts.password:
+        auth = Auth(basic_user=parts.username or "", basic_password=parts.password or "")
+    return redact_url(url.strip()).rstrip("/"), auth
+
+
+def parse_providers(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None or value == "":
+        return DEFAULT_PROVIDERS
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(dict.fromkeys(p.strip().lower() for p in items if p.strip()))
+    for p in out:
+        if not _PROVIDER_NAME.match(p):
+            raise ConfigError(
+                f"provider name {p!r} is not valid; use names like openai,anthropic,gemini")
+    if not out:
+        raise ConfigError("no providers given; pass e.g. --providers openai,anthropic")
+    return out
+
+
+def from_env(**overrides: object) -> Settings:
+    """Settings from BIFROST_* / BATCHLAKE_* environment variables, then ``overrides``."""
+    env = os.environ
+    values: dict[str, object] = {}
+    if env.get("BIFROST_BASE_URL"):
+        values["base_url"] = env["BIFROST_BASE_URL"]
+    if env.get("BATCHLAKE_DB"):
+        values["db_path"] = env["BATCHLAKE_DB"]
+    if env.get("BATCHLAKE_PROVIDERS"):
+        values["providers"] = parse_providers(env["BATCHLAKE_PROVIDERS"])
+    key = env.get("BIFROST_API_KEY")
+    header = env.get("BIFROST_API_KEY_HEADER")
+    user, pw = env.get("BIFROST_BASIC_USER"), env.get("BIFROST_BASIC_PASSWORD")
+    if key or user:
+        values["auth"] = Auth(api_key=key or None, header_name=header or None,
+                              basic_user=user, basic_password=pw)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    url_auth = None
+    if "base_url" in values:
+        values["base_url"], url_auth = check_base_url(str(values["base_url"]))
+    if url_auth is not None and "auth" not in overrides:
+        values["auth"] = url_auth
+    return Settings(**values)  # type: ignore[arg-type]

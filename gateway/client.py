@@ -1,0 +1,291 @@
+"""The Bifrost gateway client: all of batchlake's HTTP lives here.
+
+One ``httpx.Client`` (one keep-alive pool) per ``GatewayClient``. The sync client is used on
+purpose: on one host it beat httpx's async client, and keep-alive matters more than concurrency
+on 2 cores. By-id retrievals run on a bounded thread pool sharing the same pool.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from batchlake.errors import (
+    GatewayAuthError,
+    GatewayBadRequest,
+    GatewayBadResponse,
+    GatewayError,
+    GatewayNotFound,
+    GatewayServerError,
+    GatewayUnreachable,
+)
+from batchlake.settings import Settings, redact_url
+
+log = logging.getLogger("batchlake.gateway")
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_EMPTY_PAGES = 20  # consecutive empty pages with has_more before we call it a loop
+
+
+class _Retryable(Exception):
+    """A failure worth another try; ``retry_after`` is the server's wish, in seconds."""
+
+    def __init__(self, error: GatewayError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass
+class Page:
+    """One list page as received."""
+
+    number: int
+    objects: list[Any]
+    has_more: bool
+    cursor: str | None  # what we will send as `after` next
+
+
+@dataclass
+class ListingReport:
+    """What a listing noticed: pages read, and anomalies that stopped or bent it."""
+
+    pages: int = 0
+    objects: int = 0
+    duplicate_ids: int = 0
+    warnings: list[str] = field(default_factory=list)
+    complete: bool = False  # the listing reached its natural end (or the caller stopped it)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _bifrost_message(body: bytes) -> str:
+    """Bifrost's own error message from an error body, else a short excerpt."""
+    try:
+        data = orjson.loads(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    except orjson.JSONDecodeError:
+        pass
+    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    return text[:200] or "no message"
+
+
+class GatewayClient:
+    """Reads batches from a Bifrost gateway.
+
+    >>> with GatewayClient(Settings(base_url="http://localhost:8080")) as gw:
+    ...     for page in gw.list_pages("openai"):
+    ...         ...
+    """
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        self.settings = settings
+        auth = settings.auth
+        headers = {"Accept": "application/json", "User-Agent": "batchlake/0.1"}
+        httpx_auth: httpx.Auth | None = None
+        if auth.api_key:
+            if auth.header_name:
+                headers[auth.header_name] = auth.api_key
+            else:
+                headers["Authorization"] = f"Bearer {auth.api_key}"
+        if auth.basic_user is not None:
+            httpx_auth = httpx.BasicAuth(auth.basic_user, auth.basic_password or "")
+        headers.update(dict(auth.extra_headers))
+        self._http = httpx.Client(
+            base_url=settings.base_url,
+            headers=headers,
+            auth=httpx_auth,
+            timeout=httpx.Timeout(settings.timeout_s),
+            verify=settings.verify_tls,
+            limits=httpx.Limits(max_connections=settings.concurrency + 4,
+                                max_keepalive_connections=settings.concurrency + 4),
+            transport=transport,
+        )
+        self._reached = False  # a connect error before any answer is a wrong URL, not a blip
+        self._where = redact_url(settings.base_url)
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- one request with retries ----------------------------------------------------------
+    def _wait(self, state: RetryCallState) -> float:
+        s = self.settings
+        backoff = min(s.backoff_max_s, s.backoff_base_s * 2 ** (state.attempt_number - 1))
+        backoff = random.uniform(backoff / 2, backoff)  # jitter: spread out retry storms
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(s.backoff_max_s, max(exc.retry_after, 0.0))
+        return backoff
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("retrying after %s (attempt %d)", exc, state.attempt_number)
+
+    def get_json(self, path: str, params: dict[str, Any]) -> Any:
+        """GET ``path`` and decode JSON, retrying transient faults; raise a GatewayError."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._get_once(path, params)
+        except _Retryable as r:
+            raise r.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_once(self, path: str, params: dict[str, Any]) -> Any:
+        what = f"GET {path.split('/')[1] if path.count('/') > 1 else path}"
+        try:
+            resp = self._http.get(path, params=params)
+            body = resp.read()
+        except httpx.ConnectError as e:
+            err = GatewayUnreachable(
+                f"cannot reach the gateway at {self._where} ({type(e).__name__}); "
+                "check --base-url / BIFROST_BASE_URL and that the gateway is running")
+            if not self._reached:
+                raise err from None
+            raise _Retryable(err) from None
+        except httpx.TimeoutException as e:
+            raise _Retryable(GatewayUnreachable(
+                f"the gateway at {self._where} timed out ({type(e).__name__}) after "
+                f"{self.settings.timeout_s:g}s; raise --timeout or check the gateway")) from None
+        except httpx.TransportError as e:
+            raise _Retryable(GatewayUnreachable(
+                f"the connection to {self._where} failed ({type(e).__name__}: "
+                f"{str(e)[:120]})")) from None
+        self._reached = True
+        status = resp.status_code
+        if status < 300:
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise _Retryable(GatewayBadResponse(
+                    f"{what}: the gateway sent a body that is not JSON ({e})",
+                    payload=body[:100_000])) from None
+        msg = _bifrost_message(body)
+        if status in RETRY_STATUSES:
+            raise _Retryable(
+                GatewayServerError(f"gateway answered {status}: {msg}", status=status),
+                parse_retry_after(resp.headers.get("Retry-After")))
+        if status in (401, 403):
+            raise GatewayAuthError(
+                f"gateway refused the credentials ({status}: {msg}); check --api-key / "
+                "BIFROST_API_KEY", status=status)
+        if status == 404:
+            raise GatewayNotFound(f"not found (404: {msg})", status=status)
+        if status == 400:
+            raise GatewayBadRequest(f"gateway rejected the request (400: {msg})", status=400)
+        raise GatewayError(f"gateway answered {status}: {msg}", status=status)
+
+    # -- the batch API ---------------------------------------------------------------------
+    def retrieve_batch(self, provider: str, batch_id: str) -> Any:
+        """``GET /v1/batches/{batch_id}?provider=…``; ids may hold '/' and ':'."""
+        return self.get_json(f"/v1/batches/{quote(batch_id, safe='')}", {"provider": provider})
+
+    def retrieve_many(self, provider: str, batch_ids: Iterable[str]
+                      ) -> Iterator[tuple[str, Any]]:
+        """Retrieve many batches with bounded concurrency; yields (id, object or
+        GatewayError) in input order."""
+
+        def one(bid: str) -> tuple[str, Any]:
+            try:
+                return bid, self.retrieve_batch(provider, bid)
+            except GatewayError as e:
+                return bid, e
+
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency,
+                                thread_name_prefix=f"retrieve-{provider}") as pool:
+            yield from pool.map(one, batch_ids)
+
+    def list_pages(self, provider: str, *, report: ListingReport | None = None,
+                   after: str | None = None) -> Iterator[Page]:
+        """Page through ``GET /v1/batches`` newest first.
+
+        Follows ``next_cursor`` when the gateway sends one, else ``last_id``, while
+        ``has_more``. Stops (with a warning in ``report``) on a cursor seen before, on a run
+        of empty pages, when there is no cursor to follow, or at ``max_pages``.
+        """
+        rep = report if report is not None else ListingReport()
+        limit = self.settings.page_limit
+        seen_cursors: set[str] = set()
+        prev_ids: set[str] = set()
+        empty_run = 0
+        cursor = after
+        while True:
+            if rep.pages >= self.settings.max_pages:
+                rep.warnings.append(f"stopped at max_pages={self.settings.max_pages}")
+                return
+            params: dict[str, Any] = {"provider": provider, "limit": limit}
+            if cursor:
+                params["after"] = cursor
+            body = self.get_json("/v1/batches", params)
+            if not isinstance(body, dict) or not isinstance(body.get("data", []), list | None):
+                raise GatewayBadResponse(
+                    f"page {rep.pages + 1} of {provider} is not a batch list",
+                    payload=orjson.dumps(body)[:100_000])
+            objects = body.get("data") or []
+            rep.pages += 1
+            rep.objects += len(objects)
+            ids = {o.get("id") for o in objects if isinstance(o, dict)}
+            dup = len(ids & prev_ids)
+            if dup:
+                rep.duplicate_ids += dup
+            prev_ids = {i for i in ids if isinstance(i, str)}
+            has_more = body.get("has_more") is True
+            nxt = body.get("next_cursor") or body.get("last_id")
+            yield Page(rep.pages, objects, has_more, nxt if has_more else None)
+            if not has_more:
+                rep.complete = True
+                return
+            empty_run = empty_run + 1 if not objects else 0
+            if empty_run >= MAX_EMPTY_PAGES:
+                rep.warnings.append(f"{empty_run} empty pages in a row with has_more; stopped")
+                return
+            if not nxt:
+                rep.warnings.append(f"page {rep.pages} says has_more but gives no cursor; stopped")
+                return
+            if nxt in seen_cursors or nxt == cursor:
+                rep.warnings.append(
+                    f"cursor repeated at page {rep.pages} (the gateway ignores `after`?); "
+                    "stopped to avoid an endless loop")
+                return
+            seen_cursors.add(nxt)
+            cursor = nxt

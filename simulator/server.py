@@ -1,0 +1,390 @@
+"""The simulated Bifrost gateway: a real HTTP/1.1 server on 127.0.0.1.
+
+It speaks the batch API as Bifrost does (``GET /v1/batches``, ``GET /v1/batches/{id}``, the
+required ``provider`` parameter, Bifrost's error body, API-key checks) over a seeded population
+whose batches move through their lifecycle as the simulated clock advances. Faults can be
+switched on per test (``SimGateway.faults``) or over HTTP (``POST /_sim/faults``).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import email.utils
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from simulator.population import PROVIDERS, Plan, make_population, phase_at, render
+
+MAX_LIMIT = 1000
+# Faults applied to a whole request; the others shape list pages.
+REQUEST_FAULTS = {"status", "reset", "delay", "malformed", "truncated", "unconfigured"}
+DEFAULT_LIMIT = 20
+
+
+@dataclass
+class Fault:
+    """One injected fault. It applies to requests matching ``provider``/``endpoint``
+    (None = any), after letting ``skip`` of them pass, ``times`` times (-1 = forever)."""
+
+    kind: str  # status | reset | delay | malformed | truncated | dup_ids | repeat_cursor
+    #            | empty_page | unconfigured
+    provider: str | None = None
+    endpoint: str | None = None  # "list" | "retrieve"
+    times: int = 1
+    skip: int = 0
+    status: int = 503
+    retry_after: str | None = None  # "2" or "date:2" (an HTTP-date 2 s ahead)
+    delay_s: float = 0.0
+
+    def matches(self, provider: str | None, endpoint: str) -> bool:
+        return (self.provider in (None, provider)) and (self.endpoint in (None, endpoint))
+
+
+def _error_body(status: int, message: str, bifrost: bool = True) -> bytes:
+    return orjson.dumps({
+        "is_bifrost_error": bifrost, "status_code": status,
+        "error": {"message": message}, "extra_fields": {},
+    })
+
+
+def _encode_cursor(key: int, index: int) -> str:
+    raw = orjson.dumps({"v": 1, "k": key, "i": index})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int] | None:
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        d = orjson.loads(base64.urlsafe_b64decode(cursor + pad))
+        return int(d["k"]), int(d["i"])
+    except Exception:
+        return None
+
+
+class SimGateway:
+    """A population of batches behind an HTTP server. Use ``start()``/``stop()`` or ``with``."""
+
+    def __init__(
+        self,
+        n: int = 500,
+        *,
+        seed: int = 7,
+        providers: tuple[str, ...] = PROVIDERS,
+        api_key: str | None = None,
+        now: int | None = None,
+        history_s: int = 3 * 86400,
+        auto_advance_s: int = 0,
+        future_share: float = 0.0,
+        plans: list[Plan] | None = None,
+    ) -> None:
+        self.now = int(time.time()) if now is None else now
+        self.api_key = api_key
+        self.providers = providers
+        self.auto_advance_s = auto_advance_s
+        self.faults: list[Fault] = []
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._render_cache: dict[str, tuple[str, int, bytes]] = {}
+        all_plans = plans if plans is not None else make_population(
+            n, self.now, seed=seed, history_s=history_s, providers=providers,
+            future_share=future_share)
+        self.by_provider: dict[str, list[Plan]] = {p: [] for p in providers}
+        for pl in all_plans:
+            self.by_provider.setdefault(pl.provider, []).append(pl)
+        for lst in self.by_provider.values():
+            lst.sort(key=lambda x: (-x.created_at, x.id))
+        self._index = {p: {pl.id: i for i, pl in enumerate(lst)}
+                       for p, lst in self.by_provider.items()}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- the model -------------------------------------------------------------------------
+    def advance(self, seconds: int) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def plan(self, provider: str, batch_id: str) -> Plan:
+        return self.by_provider[provider][self._index[provider][batch_id]]
+
+    def add_plan(self, plan: Plan) -> None:
+        lst = self.by_provider.setdefault(plan.provider, [])
+        lst.append(plan)
+        lst.sort(key=lambda x: (-x.created_at, x.id))
+        self._index[plan.provider] = {pl.id: i for i, pl in enumerate(lst)}
+
+    def visible(self, provider: str) -> list[Plan]:
+        """Batches that exist at the current clock, newest first."""
+        lst = self.by_provider.get(provider, [])
+        keys = [-p.created_at for p in lst]
+        start = bisect.bisect_left(keys, -self.now)
+        return lst[start:]
+
+    def truth(self, provider: str) -> list[dict[str, Any]]:
+        """What a perfect sync stores for ``provider`` now (list rendering)."""
+        return [render(p, self.now, retrieve=False) for p in self.visible(provider)]
+
+    def _list_bytes(self, plan: Plan) -> bytes:
+        phase, since = phase_at(plan, self.now)
+        hit = self._render_cache.get(plan.id)
+        if hit is not None and hit[0] == phase and hit[1] == since and not plan.overrides:
+            return hit[2]
+        body = orjson.dumps(render(plan, self.now, retrieve=False))
+        self._render_cache[plan.id] = (phase, since, body)
+        return body
+
+    def _take_fault(self, provider: str | None, endpoint: str, kinds: set[str]
+                    ) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.kind not in kinds or f.times == 0 or not f.matches(provider, endpoint):
+                    continue
+                if f.skip > 0:
+                    f.skip -= 1
+                    continue
+                if f.times > 0:
+                    f.times -= 1
+                return f
+        return None
+
+    def _active(self, kind: str, provider: str) -> bool:
+        return any(f.kind == kind and f.provider in (None, provider) and f.times != 0
+                   for f in self.faults)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def list_page(self, provider: str, limit: int, after: str | None) -> bytes:
+        vis = self.visible(provider)
+        key = 0
+        start = 0
+        bedrock = provider == "bedrock"
+        if after:
+            cur = _decode_cursor(after)
+            if cur is not None:
+                key, start = cur
+            elif not bedrock:  # Bedrock ignores `after`: naive paging loops on page 1
+                pos = self._index[provider].get(after)
+                if pos is not None:
+                    start = bisect.bisect_left(
+                        [-p.created_at for p in vis], -self.by_provider[provider][pos].created_at)
+                    while start < len(vis) and vis[start].id != after:
+                        start += 1
+                    start += 1
+        if bedrock:
+            seg = [p for p in vis if p.key == key]
+        else:
+            seg = vis
+        page = seg[start:start + limit]
+        if start > 0 and self._take_fault(provider, "list", {"dup_ids"}) is not None:
+            page = seg[max(0, start - 3):start] + page[: max(0, limit - 3)]
+        more = start + limit < len(seg)
+        nxt: str | None = _encode_cursor(key, start + limit) if more else None
+        if bedrock and not more and key == 0 and any(p.key == 1 for p in vis):
+            more, nxt = True, _encode_cursor(1, 0)  # next key: an empty page says so
+        cursor_needed = bedrock or provider == "gemini"
+        if self._take_fault(provider, "list", {"empty_page"}) is not None:
+            # An empty page that still says has_more, pointing at the page it skipped.
+            page, more, nxt, cursor_needed = [], True, _encode_cursor(key, start), True
+        if self._active("repeat_cursor", provider):
+            more, nxt, cursor_needed = True, _encode_cursor(key, 0), True
+        parts = [self._list_bytes(p) for p in page]
+        head: dict[str, Any] = {"object": "list"}
+        if page and not bedrock:
+            head["first_id"], head["last_id"] = page[0].id, page[-1].id
+        if more:
+            head["has_more"] = True
+        if nxt and cursor_needed:
+            head["next_cursor"] = nxt
+        head["extra_fields"] = {"request_type": "batch_list", "provider": provider,
+                                "latency": self._rng.randint(20, 400), "chunk_index": 0}
+        return b'{"data":[' + b",".join(parts) + b"]," + orjson.dumps(head)[1:]
+
+    def retrieve(self, provider: str, batch_id: str) -> bytes | None:
+        idx = self._index.get(provider, {}).get(batch_id)
+        if idx is None:
+            return None
+        plan = self.by_provider[provider][idx]
+        if plan.created_at > self.now:
+            return None
+        return orjson.dumps(render(plan, self.now, retrieve=True,
+                                   latency_ms=self._rng.randint(50, 2500)))
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gw = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None
+                      ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _authorized(self) -> bool:
+                if not gw.api_key:
+                    return True
+                auth = self.headers.get("Authorization", "")
+                if auth == f"Bearer {gw.api_key}":
+                    return True
+                if auth.startswith("Basic "):
+                    try:
+                        _, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                    except Exception:
+                        return False
+                    return pw == gw.api_key
+                return self.headers.get("x-api-key") == gw.api_key or \
+                    self.headers.get("x-bf-vk") == gw.api_key
+
+            def do_POST(self) -> None:
+                url = urlsplit(self.path)
+                q = parse_qs(url.query)
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                if url.path == "/_sim/advance":
+                    gw.advance(int(q.get("seconds", ["0"])[0]))
+                    self._send(200, orjson.dumps({"now": gw.now}))
+                elif url.path == "/_sim/faults":
+                    gw.faults = [Fault(**f) for f in orjson.loads(body or b"[]")]
+                    self._send(200, orjson.dumps([asdict(f) for f in gw.faults]))
+                else:
+                    self._send(404, _error_body(404, "not found", False))
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                q = parse_qs(url.query)
+                provider = q.get("provider", [None])[0]
+                if url.path == "/_sim/stats":
+                    self._send(200, orjson.dumps({"now": gw.now, "requests": {
+                        f"{k[0]}:{k[1]}": v for k, v in gw.requests.items()}}))
+                    return
+                if url.path == "/health":
+                    self._send(200, b'{"status":"ok"}')
+                    return
+                if url.path == "/v1/batches":
+                    endpoint = "list"
+                elif url.path.startswith("/v1/batches/"):
+                    endpoint = "retrieve"
+                else:
+                    self._send(404, _error_body(404, f"no route for {url.path}", False))
+                    return
+                with gw._lock:
+                    gw.requests[(endpoint, provider or "")] += 1
+                if not self._authorized():
+                    self._send(401, _error_body(401, "Invalid API key provided"))
+                    return
+                if not provider:
+                    self._send(400, _error_body(400, "provider query parameter is required",
+                                                False))
+                    return
+                if provider not in gw.providers:
+                    self._send(400, _error_body(
+                        400, f"provider {provider} is not configured on this gateway"))
+                    return
+                if self._fault(provider, endpoint):
+                    return
+                if endpoint == "list":
+                    try:
+                        limit = int(q.get("limit", [str(DEFAULT_LIMIT)])[0])
+                    except ValueError:
+                        limit = DEFAULT_LIMIT
+                    limit = DEFAULT_LIMIT if limit <= 0 else min(limit, MAX_LIMIT)
+                    after = q.get("after", [None])[0]
+                    if not after and gw.auto_advance_s:
+                        gw.advance(gw.auto_advance_s)
+                    self._send(200, gw.list_page(provider, limit, after))
+                    return
+                batch_id = unquote(url.path[len("/v1/batches/"):])
+                body = gw.retrieve(provider, batch_id)
+                if body is None:
+                    self._send(404, _error_body(404, f"batch {batch_id} not found"))
+                else:
+                    self._send(200, body)
+
+            def _fault(self, provider: str, endpoint: str) -> bool:
+                f = gw._take_fault(provider, endpoint, REQUEST_FAULTS)
+                if f is None:
+                    return False
+                if f.kind == "delay":
+                    time.sleep(f.delay_s)
+                    return False
+                if f.kind == "status":
+                    headers = {}
+                    if f.retry_after:
+                        if f.retry_after.startswith("date:"):
+                            when = time.time() + float(f.retry_after[5:])
+                            headers["Retry-After"] = email.utils.formatdate(when, usegmt=True)
+                        else:
+                            headers["Retry-After"] = f.retry_after
+                    self._send(f.status, _error_body(f.status, f"injected {f.status}"), headers)
+                    return True
+                if f.kind == "unconfigured":
+                    self._send(400, _error_body(
+                        400, f"provider {provider} is not configured on this gateway"))
+                    return True
+                if f.kind == "reset":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return True
+                if f.kind == "malformed":
+                    self._send(200, b'{"data": [{"id": "batch_x", "status": ')
+                    return True
+                if f.kind == "truncated":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "5000")
+                    self.end_headers()
+                    self.wfile.write(b'{"data": [')
+                    self.close_connection = True
+                    return True
+                return False
+
+        return Handler
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread; return the base URL."""
+        self._server = ThreadingHTTPServer((host, port), self.handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="sim-gateway")
+        self._thread.start()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "gateway not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self._server = ThreadingHTTPServer((host, port), self.handler_class())
+        self._server.daemon_threads = True
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SimGateway:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

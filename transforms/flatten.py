@@ -1,0 +1,344 @@
+"""Raw gateway JSON -> typed polars frames (no I/O).
+
+One pass over the objects checks each field against its declared kind (polars coerces
+silently, so it cannot be the validator), appends it to a column list, and sends objects that
+cannot be rows to ``rejects`` with a reason. Columns are then built in one go and every derived
+column is computed with vectorised polars expressions (``derive.py``).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import polars as pl
+
+from transforms.derive import derive_batch_columns
+from transforms.redact import redact
+from transforms.schema import (
+    ALWAYS_SENT_COUNTS,
+    BATCH_ERRORS,
+    BATCH_METADATA,
+    SOURCED_BATCH_COLUMNS,
+    STAGED_BATCH_COLUMNS,
+    Column,
+)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Unix seconds past this (year 5138) are almost surely milliseconds.
+MAX_UNIX_SECONDS = 10**11
+_JSON_OPTS = orjson.OPT_SORT_KEYS
+_KNOWN_TOP = {c.source[0] for c in SOURCED_BATCH_COLUMNS if c.source} | {"errors", "extra_fields"}
+_KNOWN_XF = {
+    c.source[1] for c in SOURCED_BATCH_COLUMNS if c.source and c.source[0] == "extra_fields"
+} | {"original_model_requested", "resolved_model_used", "raw_request", "raw_response"}
+
+
+class Reject(Exception):
+    """An object that cannot become a row; ``str()`` is the reason."""
+
+
+@dataclass
+class FlatFrames:
+    """What one chunk of objects becomes: the frames the loader merges."""
+
+    batches: pl.DataFrame
+    errors: pl.DataFrame
+    metadata: pl.DataFrame
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    newest_created_at: int | None = None
+    oldest_created_at: int | None = None
+
+
+def _type_name(v: Any) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object",
+            list: "array"}.get(type(v), type(v).__name__)
+
+
+def _check(path: str, kind: str, v: Any) -> Any:
+    """Validate one scalar; return the value to store (None for absent/null)."""
+    if v is None:
+        return None
+    t = type(v)
+    if kind == "str":
+        if t is str:
+            return v
+    elif kind == "int":
+        if t is int:
+            if INT64_MIN <= v <= INT64_MAX:
+                return v
+            raise Reject(f"{path}: {v} is outside the int64 range")
+    elif kind == "float":
+        if t is float or t is int:
+            return float(v)
+    elif kind == "bool":
+        if t is bool:
+            return v
+    elif kind == "ts":
+        return _timestamp(path, v)
+    raise Reject(f"{path}: expected {_KIND_WORD[kind]}, got {_type_name(v)} {_short(v)}")
+
+
+_KIND_WORD = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
+              "ts": "unix seconds", "json": "an object"}
+
+
+def _short(v: Any) -> str:
+    s = orjson.dumps(v).decode() if not isinstance(v, str) else repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _timestamp(path: str, v: Any) -> int | None:
+    t = type(v)
+    if t is int:
+        if v == 0:
+            return None  # Go emits a pointer to 0 for "unset"
+        if v < 0:
+            raise Reject(f"{path}: negative timestamp {v}")
+        if v > MAX_UNIX_SECONDS:
+            raise Reject(f"{path}: {v} looks like milliseconds, expected unix seconds")
+        return int(v)
+    if t is str:
+        try:
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise Reject(f"{path}: {_short(v)} is neither unix seconds nor ISO-8601") from None
+        if parsed.tzinfo is None:
+            raise Reject(f"{path}: ISO timestamp {_short(v)} has no time zone")
+        return _timestamp(path, int(parsed.timestamp()))
+    raise Reject(f"{path}: expected unix seconds, got {_type_name(v)} {_short(v)}")
+
+
+def _as_object(path: str, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if type(v) is not dict:
+        raise Reject(f"{path}: expected an object, got {_type_name(v)} {_short(v)}")
+    return v
+
+
+# Columns grouped by where they live in the object, resolved once at import.
+def _group(prefix: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    n = len(prefix) + 1
+    return [
+        (c.name, c.source[-1], c.kind)
+        for c in SOURCED_BATCH_COLUMNS
+        if c.source and len(c.source) == n and c.source[:-1] == prefix and c.kind != "json"
+    ]
+
+
+_TOP = [g for g in _group(()) if g[0] != "batch_id"]
+_COUNTS = _group(("request_counts",))
+_ERRS = _group(("errors",))
+_XF = _group(("extra_fields",))
+_CACHE = _group(("extra_fields", "cache_debug"))
+_ERROR_FIELDS = [
+    (c.name, c.kind) for c in BATCH_ERRORS.columns if c.source and c.name != "batch_id"
+]
+_XF_ALIASES = {"model_requested": "original_model_requested",
+               "model_deployment": "resolved_model_used"}
+
+
+def _row(obj: Any, store_raw: bool) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
+    """Validate and flatten one object into (batch row, error rows, metadata)."""
+    if type(obj) is not dict:
+        raise Reject(f"not a JSON object but {_type_name(obj)}")
+    bid = obj.get("id")
+    if type(bid) is not str or not bid:
+        raise Reject("missing id" if bid is None else f"id: expected a non-empty string, got "
+                     f"{_type_name(bid)} {_short(bid)}")
+    status = obj.get("status")
+    if type(status) is not str or not status:
+        raise Reject(f"status: expected a non-empty string, got {_type_name(status)}")
+    row: dict[str, Any] = {"batch_id": bid}
+    for name, key, kind in _TOP:
+        row[name] = _check(key, kind, obj.get(key))
+
+    rc = obj.get("request_counts")
+    if type(rc) is not dict:
+        raise Reject("request_counts: missing" if rc is None else
+                     f"request_counts: expected an object, got {_type_name(rc)}")
+    for name, key, kind in _COUNTS:
+        v = _check(f"request_counts.{key}", kind, rc.get(key))
+        if v is None:
+            if key in ALWAYS_SENT_COUNTS:
+                raise Reject(f"request_counts.{key}: missing")
+            v = 0  # Bifrost omits these when zero
+        row[name] = v
+
+    errs = _as_object("errors", obj.get("errors"))
+    for name, key, kind in _ERRS:
+        row[name] = _check(f"errors.{key}", kind, errs.get(key))
+    data = errs.get("data")
+    error_rows: list[dict[str, Any]] = []
+    if data is not None:
+        if type(data) is not list:
+            raise Reject(f"errors.data: expected an array, got {_type_name(data)}")
+        for i, e in enumerate(data):
+            e = _as_object(f"errors.data[{i}]", e)
+            er: dict[str, Any] = {"batch_id": bid, "idx": i}
+            for name, kind in _ERROR_FIELDS:
+                er[name] = _check(f"errors.data[{i}].{name}", kind, e.get(name))
+            error_rows.append(er)
+    row["errors_count"] = len(error_rows)
+    row["errors_json"] = (
+        orjson.dumps([{k: v for k, v in er.items() if k not in ("batch_id", "idx")}
+                      for er in error_rows], option=_JSON_OPTS).decode()
+        if error_rows else None
+    )
+
+    meta = obj.get("metadata")
+    metadata: dict[str, str] = {}
+    if meta is not None:
+        if type(meta) is not dict:
+            raise Reject(f"metadata: expected an object, got {_type_name(meta)}")
+        for k, v in meta.items():
+            if type(v) is not str:
+                raise Reject(f"metadata.{k}: expected a string, got {_type_name(v)}")
+        metadata = meta
+    row["metadata"] = orjson.dumps(metadata, option=_JSON_OPTS).decode() if metadata else None
+
+    xf = _as_object("extra_fields", obj.get("extra_fields"))
+    for name, key, kind in _XF:
+        v = xf.get(key)
+        if v is None and key in _XF_ALIASES:
+            v = xf.get(_XF_ALIASES[key])
+        row[name] = _check(f"extra_fields.{key}", kind, v)
+    cd = _as_object("extra_fields.cache_debug", xf.get("cache_debug"))
+    for name, key, kind in _CACHE:
+        row[name] = _check(f"extra_fields.cache_debug.{key}", kind, cd.get(key))
+
+    if store_raw:
+        for key in ("raw_request", "raw_response"):
+            raw = xf.get(key)
+            row[key] = orjson.dumps(redact(raw)).decode() if raw is not None else None
+    else:
+        row["raw_request"] = row["raw_response"] = None
+
+    extras = {k: v for k, v in obj.items() if k not in _KNOWN_TOP}
+    extras.update({f"extra_fields.{k}": v for k, v in xf.items() if k not in _KNOWN_XF})
+    row["extras"] = orjson.dumps(redact(extras), option=_JSON_OPTS).decode() if extras else None
+    return row, error_rows, metadata
+
+
+def reject_payload(obj: Any) -> str:
+    """The payload stored with a reject: the object as received, secrets redacted."""
+    try:
+        return orjson.dumps(redact(obj)).decode()
+    except TypeError:
+        return repr(obj)[:10_000]
+
+
+def flatten_objects(
+    objects: Iterable[Any],
+    provider: str,
+    *,
+    as_of: datetime,
+    store_raw: bool = False,
+) -> FlatFrames:
+    """Turn raw batch objects of one provider into typed frames plus rejects.
+
+    Duplicates (same id twice in the input) keep the last occurrence, as the gateway's
+    latest word on that batch.
+    """
+    objs = list(objects)
+    latest: dict[str, int] = {}
+    for i, o in enumerate(objs):
+        bid = o.get("id") if type(o) is dict else None
+        if type(bid) is str and bid:
+            latest[bid] = i
+    rows: list[dict[str, Any]] = []
+    error_rows: list[dict[str, Any]] = []
+    meta_rows: list[tuple[str, str, str]] = []
+    rejects: list[dict[str, Any]] = []
+    duplicates = 0
+    # Many small dicts: the cyclic GC would rescan them all on every generation-2 pass.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, o in enumerate(objs):
+            bid = o.get("id") if type(o) is dict else None
+            if type(bid) is str and bid and latest[bid] != i:
+                duplicates += 1
+                continue
+            try:
+                row, errs, meta = _row(o, store_raw)
+            except Reject as r:
+                rejects.append({
+                    "provider": provider,
+                    "batch_id": bid if type(bid) is str else None,
+                    "reason": str(r),
+                    "payload": reject_payload(o),
+                })
+                continue
+            rows.append(row)
+            error_rows.extend(errs)
+            meta_rows.extend((row["batch_id"], k, v) for k, v in meta.items())
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    batches = _batches_frame(rows, provider, as_of)
+    created = batches.get_column("created_at")
+    return FlatFrames(
+        batches=batches,
+        errors=_child_frame(error_rows, provider, BATCH_ERRORS.columns),
+        metadata=_metadata_frame(meta_rows, provider),
+        rejects=rejects,
+        duplicates=duplicates,
+        newest_created_at=_epoch(created.max()),
+        oldest_created_at=_epoch(created.min()),
+    )
+
+
+def _epoch(v: Any) -> int | None:
+    return int(v.timestamp()) if isinstance(v, datetime) else None
+
+
+_ROW_COLUMNS: list[tuple[str, pl.DataType]] = [
+    (c.name, pl.Int64() if c.kind == "ts" else c.polars_type)
+    for c in SOURCED_BATCH_COLUMNS
+    if c.name != "provider"
+] + [
+    ("errors_count", pl.Int64()),
+    ("errors_json", pl.String()),
+    ("raw_request", pl.String()),
+    ("raw_response", pl.String()),
+    ("extras", pl.String()),
+]
+_TS_COLUMNS = [c.name for c in SOURCED_BATCH_COLUMNS if c.kind == "ts"]
+
+
+def _batches_frame(rows: list[dict[str, Any]], provider: str, as_of: datetime) -> pl.DataFrame:
+    data = {
+        name: pl.Series(name, [r[name] for r in rows], dtype=dtype)
+        for name, dtype in _ROW_COLUMNS
+    }
+    df = pl.DataFrame(data).with_columns(
+        pl.lit(provider, pl.String).alias("provider"),
+        *[
+            (pl.col(t) * 1_000_000).cast(pl.Datetime("us", "UTC")).alias(t)
+            for t in _TS_COLUMNS
+        ],
+    )
+    return derive_batch_columns(df, as_of).select(STAGED_BATCH_COLUMNS)
+
+
+def _child_frame(rows: list[dict[str, Any]], provider: str, cols: tuple[Column, ...]
+                 ) -> pl.DataFrame:
+    schema = {c.name: c.polars_type for c in cols if c.name != "provider"}
+    df = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
+        schema=schema)
+    return df.with_columns(pl.lit(provider, pl.String).alias("provider")).select(
+        [c.name for c in cols])
+
+
+def _metadata_frame(rows: list[tuple[str, str, str]], provider: str) -> pl.DataFrame:
+    schema = {"batch_id": pl.String(), "key": pl.String(), "value": pl.String()}
+    df = pl.DataFrame(rows, schema=schema, orient="row")
+    return df.with_columns(pl.lit(provider, pl.String).alias("provider")).select(
+        BATCH_METADATA.column_names())

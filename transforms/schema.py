@@ -1,0 +1,345 @@
+"""The one schema definition of batchlake's tables.
+
+Every column of every table is declared here once: the flattener reads the source paths and
+kinds to walk gateway JSON, the polars dtypes come from the kinds, the DuckDB DDL in ``sql/`` is
+rendered from the same list, and ``batchlake schema`` prints the docs from it. Adding a column
+here adds it everywhere; the migration runner adds missing columns to existing tables, so the
+schema evolves without losing data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+Kind = Literal["str", "int", "float", "bool", "ts", "json"]
+
+POLARS_TYPES: dict[Kind, pl.DataType] = {
+    "str": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "bool": pl.Boolean(),
+    "ts": pl.Datetime("us", "UTC"),
+    "json": pl.String(),
+}
+DUCKDB_TYPES: dict[Kind, str] = {
+    "str": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "ts": "TIMESTAMPTZ",
+    "json": "JSON",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column. ``source`` is the JSON path it is read from; ``None`` means derived."""
+
+    name: str
+    kind: Kind
+    doc: str
+    source: tuple[str, ...] | None = None
+    tracked: bool = True  # part of the content hash: a change here is a change of the batch
+    snapshot: bool = False  # copied into batch_snapshots
+    not_null: bool = False
+
+    @property
+    def polars_type(self) -> pl.DataType:
+        return POLARS_TYPES[self.kind]
+
+    @property
+    def duckdb_type(self) -> str:
+        return DUCKDB_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.polars_type for c in self.columns}
+
+
+def _c(name: str, kind: Kind, doc: str, *src: str, **kw: bool) -> Column:
+    return Column(name, kind, doc, tuple(src) if src else None, **kw)
+
+
+TIMESTAMP_FIELDS: tuple[str, ...] = (
+    "created_at",
+    "expires_at",
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+    "archived_at",
+)
+COUNT_FIELDS: tuple[str, ...] = (
+    "total",
+    "completed",
+    "failed",
+    "succeeded",
+    "expired",
+    "canceled",
+    "pending",
+)
+# Counts Bifrost always sends; the others are omitted when zero, so absent means 0.
+ALWAYS_SENT_COUNTS: tuple[str, ...] = ("total", "completed", "failed")
+
+_IDENTITY = (
+    _c("provider", "str", "Gateway provider the batch was listed under.", not_null=True),
+    _c("batch_id", "str", "Provider batch id (OpenAI batch_…, Gemini batches/…, Bedrock ARN).",
+       "id", not_null=True),
+)
+
+_BATCH_FIELDS = (
+    _c("object", "str", "Object type, usually 'batch'.", "object"),
+    _c("display_name", "str", "Vertex display name.", "display_name"),
+    _c("endpoint", "str", "Endpoint the batch targets, e.g. /v1/chat/completions.", "endpoint"),
+    _c("input_file_id", "str", "Input file id (Bedrock: S3 URI).", "input_file_id"),
+    _c("completion_window", "str", "Requested completion window, e.g. '24h'.",
+       "completion_window"),
+    _c("status", "str", "Status exactly as the gateway sent it.", "status", snapshot=True,
+       not_null=True),
+    _c("processing_status", "str", "Anthropic's raw processing_status.", "processing_status",
+       snapshot=True),
+    _c("status_norm", "str", "Status in one vocabulary across providers (see README).",
+       snapshot=True, not_null=True),
+    _c("is_terminal", "bool", "True once the batch can no longer change.", snapshot=True,
+       not_null=True),
+    *(
+        _c(f"request_{n}", "int", f"request_counts.{n}" + (
+            "" if n in ALWAYS_SENT_COUNTS else " (omitted by Bifrost when 0, stored as 0)"),
+           "request_counts", n, snapshot=True)
+        for n in COUNT_FIELDS
+    ),
+    *(
+        _c(t, "ts", f"{t} (unix seconds from the gateway, stored as UTC).", t, snapshot=True)
+        for t in TIMESTAMP_FIELDS
+    ),
+    _c("output_file_id", "str", "Output file id.", "output_file_id"),
+    _c("error_file_id", "str", "Error file id.", "error_file_id"),
+    _c("results_url", "str", "Anthropic results URL.", "results_url"),
+    _c("operation_name", "str", "Gemini operation name.", "operation_name"),
+    _c("done", "bool", "Gemini: the long-running operation is done.", "done", snapshot=True),
+    _c("progress", "int", "Gemini percentage progress.", "progress", snapshot=True),
+    _c("input_blob", "str", "Azure input blob.", "input_blob"),
+    _c("output_blob", "str", "Azure output blob.", "output_blob"),
+    _c("error_blob", "str", "Azure error blob.", "error_blob"),
+    _c("errors_object", "str", "errors.object, usually 'list'.", "errors", "object"),
+    _c("errors_count", "int", "Number of entries in errors.data (rows in batch_errors).",
+       snapshot=True),
+    _c("errors_json", "json", "errors.data as JSON (source of batch_errors).", tracked=True),
+    _c("metadata", "json", "metadata as a JSON object (also in batch_metadata).", "metadata"),
+)
+
+_EXTRA_FIELDS = (
+    _c("request_type", "str", "extra_fields.request_type (batch_list / batch_retrieve).",
+       "extra_fields", "request_type", tracked=False),
+    _c("gateway_provider", "str", "extra_fields.provider.", "extra_fields", "provider",
+       tracked=False),
+    _c("model_requested", "str", "extra_fields.model_requested (or original_model_requested).",
+       "extra_fields", "model_requested", tracked=False),
+    _c("model_deployment", "str", "extra_fields.model_deployment (or resolved_model_used).",
+       "extra_fields", "model_deployment", tracked=False),
+    _c("latency_ms", "int", "extra_fields.latency: gateway latency of the call, ms.",
+       "extra_fields", "latency", tracked=False, snapshot=True),
+    _c("chunk_index", "int", "extra_fields.chunk_index.", "extra_fields", "chunk_index",
+       tracked=False),
+    *(
+        _c(f"cache_{n}" if not n.startswith("cache_") else n, k, f"extra_fields.cache_debug.{n}.",
+           "extra_fields", "cache_debug", n, tracked=False,
+           snapshot=n in ("cache_hit", "hit_type", "similarity", "threshold"))
+        for n, k in (
+            ("cache_hit", "bool"),
+            ("cache_id", "str"),
+            ("hit_type", "str"),
+            ("requested_provider", "str"),
+            ("requested_model", "str"),
+            ("provider_used", "str"),
+            ("model_used", "str"),
+            ("input_tokens", "int"),
+            ("threshold", "float"),
+            ("similarity", "float"),
+            ("cache_hit_latency", "int"),
+        )
+    ),
+    _c("raw_request", "json", "extra_fields.raw_request, redacted; only with --store-raw.",
+       tracked=False),
+    _c("raw_response", "json", "extra_fields.raw_response, redacted; only with --store-raw.",
+       tracked=False),
+    _c("extras", "json", "Fields this version does not know, kept verbatim (schema evolution).",
+       tracked=False),
+)
+
+_DERIVED = (
+    _c("completion_window_s", "int", "completion_window parsed to seconds ('24h' -> 86400)."),
+    _c("deadline_at", "ts", "created_at + completion_window_s."),
+    _c("queue_s", "float", "Seconds from created_at to in_progress_at."),
+    _c("processing_s", "float", "Seconds from in_progress_at to completed/failed/ended."),
+    _c("total_s", "float", "Seconds from created_at to the terminal timestamp."),
+    _c("is_overdue", "bool", "Non-terminal and past deadline_at or expires_at, as of the sync."),
+    _c("content_hash", "str", "md5 of the tracked columns; a new value is a change.",
+       tracked=False, snapshot=True),
+)
+
+_BOOKKEEPING = (
+    _c("first_seen_at", "ts", "When batchlake first stored this batch.", tracked=False),
+    _c("last_seen_at", "ts", "Start of the last sync that saw this batch.", tracked=False),
+    _c("last_changed_at", "ts", "Start of the last sync that saw it change.", tracked=False),
+    _c("last_run_id", "str", "Run id of the last sync that saw this batch.", tracked=False),
+)
+
+BATCHES = Table(
+    "batches",
+    "One row per batch: the latest state, flat.",
+    (*_IDENTITY, *_BATCH_FIELDS, *_EXTRA_FIELDS, *_DERIVED, *_BOOKKEEPING),
+    ("provider", "batch_id"),
+)
+
+BATCH_ERRORS = Table(
+    "batch_errors",
+    "One row per errors.data[] entry of a batch (replaced when the errors change).",
+    (
+        *_IDENTITY,
+        _c("idx", "int", "Position in errors.data.", not_null=True),
+        _c("code", "str", "Error code.", "code"),
+        _c("message", "str", "Error message.", "message"),
+        _c("param", "str", "Parameter the error refers to.", "param"),
+        _c("line", "int", "Input file line.", "line"),
+    ),
+    ("provider", "batch_id", "idx"),
+)
+
+BATCH_METADATA = Table(
+    "batch_metadata",
+    "One row per metadata key of a batch, for GROUP BY key in SQL.",
+    (
+        *_IDENTITY,
+        _c("key", "str", "Metadata key.", not_null=True),
+        _c("value", "str", "Metadata value.", tracked=False),
+    ),
+    ("provider", "batch_id", "key"),
+)
+
+_SNAP_RUN = (
+    _c("observed_at", "ts", "Start of the sync that observed the change.", not_null=True),
+    _c("run_id", "str", "Sync run id.", not_null=True),
+)
+
+BATCH_SNAPSHOTS = Table(
+    "batch_snapshots",
+    "One row per observed change of a batch: its history.",
+    (*_IDENTITY, *_SNAP_RUN, *(c for c in BATCHES.columns if c.snapshot)),
+    ("provider", "batch_id", "observed_at"),
+)
+
+SYNC_RUNS = Table(
+    "sync_runs",
+    "One row per provider per sync run.",
+    (
+        _c("run_id", "str", "Sync run id (shared by the run's providers).", not_null=True),
+        _c("provider", "str", "Provider.", not_null=True),
+        _c("mode", "str", "'incremental', 'full' or 'ids'."),
+        _c("started_at", "ts", "Start."),
+        _c("finished_at", "ts", "End (NULL while running or after a crash)."),
+        _c("status", "str", "'running', 'ok' or 'failed'."),
+        _c("watermark_used", "ts", "created_at watermark the listing stopped at (incremental)."),
+        _c("pages", "int", "List pages read."),
+        _c("fetched", "int", "Objects fetched (list + by id)."),
+        _c("refetched_by_id", "int", "Known non-terminal batches re-fetched by id."),
+        _c("inserted", "int", "New batches."),
+        _c("updated", "int", "Changed batches."),
+        _c("unchanged", "int", "Batches seen without change."),
+        _c("rejected", "int", "Objects or pages sent to rejects."),
+        _c("snapshots_appended", "int", "Rows appended to batch_snapshots."),
+        _c("warnings", "str", "Pagination anomalies seen (repeated cursor, duplicates…)."),
+        _c("error_message", "str", "Why the provider failed (one line), else NULL."),
+    ),
+    ("run_id", "provider"),
+)
+
+REJECTS = Table(
+    "rejects",
+    "Objects or pages that could not become rows, with the reason and the payload.",
+    (
+        _c("run_id", "str", "Sync run id.", not_null=True),
+        _c("provider", "str", "Provider.", not_null=True),
+        _c("batch_id", "str", "Batch id if one could be read."),
+        _c("reason", "str", "Why it was rejected.", not_null=True),
+        _c("payload", "str", "The object or page as received (secrets redacted)."),
+        _c("rejected_at", "ts", "When.", not_null=True),
+    ),
+)
+
+SYNC_STATE = Table(
+    "sync_state",
+    "Per-provider incremental watermark; advanced only when a listing finishes.",
+    (
+        _c("provider", "str", "Provider.", not_null=True),
+        _c("watermark", "ts", "Newest created_at seen by the last finished listing."),
+        _c("updated_at", "ts", "When it was advanced."),
+        _c("run_id", "str", "Run that advanced it."),
+    ),
+    ("provider",),
+)
+
+TABLES: tuple[Table, ...] = (
+    BATCHES,
+    BATCH_ERRORS,
+    BATCH_METADATA,
+    BATCH_SNAPSHOTS,
+    SYNC_RUNS,
+    REJECTS,
+    SYNC_STATE,
+)
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+# Columns the flattener fills from JSON (the rest are derived in polars or by the loader).
+SOURCED_BATCH_COLUMNS: tuple[Column, ...] = tuple(
+    c for c in BATCHES.columns if c.source is not None
+)
+TRACKED_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in BATCHES.columns if c.tracked and c.name not in ("provider", "batch_id")
+)
+# Frames the transform produces and the loader consumes (bookkeeping is the loader's).
+STAGED_BATCH_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in BATCHES.columns if c not in _BOOKKEEPING and c.name != "content_hash"
+)
+
+
+def create_table_sql(table: Table) -> str:
+    cols = [
+        f'    "{c.name}" {c.duckdb_type}{" NOT NULL" if c.not_null else ""}'
+        for c in table.columns
+    ]
+    if table.primary_key:
+        cols.append("    PRIMARY KEY (" + ", ".join(f'"{k}"' for k in table.primary_key) + ")")
+    return f'CREATE TABLE IF NOT EXISTS "{table.name}" (\n' + ",\n".join(cols) + "\n);"
+
+
+def markdown_docs() -> str:
+    """The tables as Markdown, the same text as docs/schema.md."""
+    out = ["# batchlake tables", "", "Generated from `transforms/schema.py` "
+           "(`batchlake schema > docs/schema.md`).", ""]
+    for t in TABLES:
+        out += [f"## `{t.name}`", "", t.doc, ""]
+        if t.primary_key:
+            out += [f"Primary key: `({', '.join(t.primary_key)})`", ""]
+        out += ["| column | type | from | meaning |", "|---|---|---|---|"]
+        for c in t.columns:
+            src = ".".join(c.source) if c.source else "derived"
+            out.append(f"| `{c.name}` | {c.duckdb_type} | {src} | {c.doc} |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,135 @@
+"""Opening the DuckDB file: clear errors, waiting for another writer, migrations."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+import sql
+from batchlake.errors import ConfigError, DatabaseError, DatabaseLocked
+from transforms.schema import TABLES, create_table_sql
+
+_LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
+_PID = re.compile(r"PID (\d+)")
+
+
+def _check_path(db_path: str) -> None:
+    if db_path.startswith("md:"):
+        if not (os.environ.get("motherduck_token") or os.environ.get("MOTHERDUCK_TOKEN")):
+            raise ConfigError(
+                f"{db_path} is a MotherDuck database but no token is set; "
+                "export MOTHERDUCK_TOKEN=… (from app.motherduck.com) or use a local file path")
+        return
+    if db_path == ":memory:":
+        return
+    p = Path(db_path)
+    if p.exists() and p.is_dir():
+        raise ConfigError(f"DB path {db_path} is a directory; pass a file such as "
+                          f"{p / 'batchlake.duckdb'}")
+    parent = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatabaseError(f"cannot create the folder {parent} for the DB "
+                            f"({e.strerror}); pass --db with a writable path") from None
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise DatabaseError(f"DB path {db_path} is not writable; pass --db with a writable "
+                            "path or fix its permissions")
+
+
+def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30.0
+            ) -> duckdb.DuckDBPyConnection:
+    """Open ``db_path``; wait up to ``lock_timeout_s`` while another process holds it."""
+    if not read_only:
+        _check_path(db_path)
+    elif db_path != ":memory:" and not db_path.startswith("md:") and not Path(db_path).exists():
+        raise DatabaseError(f"no database at {db_path}; run `batchlake sync` (or make demo) "
+                            "first, or pass --db")
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(db_path, read_only=read_only)
+            break
+        except duckdb.IOException as e:
+            msg = str(e)
+            if not _LOCK_HINT.search(msg):
+                raise DatabaseError(f"cannot open {db_path}: {msg.splitlines()[0][:200]}"
+                                    ) from None
+            if time.monotonic() >= deadline:
+                pid = _PID.search(msg)
+                who = f" (PID {pid.group(1)})" if pid else ""
+                raise DatabaseLocked(
+                    f"{db_path} is in use by another process{who}; waited "
+                    f"{lock_timeout_s:g}s. Wait for it to finish or raise --lock-timeout"
+                ) from None
+            time.sleep(delay)  # polling a file lock: DuckDB offers no wait primitive
+            delay = min(delay * 2, 0.5)
+        except duckdb.Error as e:
+            raise DatabaseError(f"cannot open {db_path}: {str(e).splitlines()[0][:200]}"
+                                ) from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def migration_values() -> dict[str, str]:
+    return {f"create:{t.name}": create_table_sql(t) for t in TABLES}
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations, add columns the schema gained, (re)create views.
+
+    Returns the schema version. Runs in one transaction: all or nothing.
+    """
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0]) if row else 0
+        values = migration_values()
+        version = current
+        for name in sql.listing("migrations"):
+            version = int(name.split("_", 1)[0])
+            if version <= current:
+                continue
+            for stmt in sql.statements(sql.render(sql.read(f"migrations/{name}"), values)):
+                con.execute(stmt)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        [version, name])
+        _evolve(con)
+        for name in sql.listing("views"):
+            for stmt in sql.statements(sql.read(f"views/{name}")):
+                con.execute(stmt)
+        con.execute("COMMIT")
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _evolve(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns declared in the schema but missing from an older file are added (NULL)."""
+    for t in TABLES:
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [t.name]).fetchall()}
+        for c in t.columns:
+            if c.name not in have:
+                con.execute(f'ALTER TABLE "{t.name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | None = None
+                ) -> pl.DataFrame:
+    """Run a query and return a polars frame (via Arrow).
+
+    DuckDB 2.0: results of ``execute`` must be consumed before the next statement, and
+    relations have no ``fetchone``; ``sql(...).pl()`` does both right."""
+    return con.sql(text, params=params or None).pl()

@@ -1,0 +1,214 @@
+"""Loading frames into DuckDB: set-based merges, one transaction per chunk.
+
+Frames go in through Arrow (registered, never row by row). Each chunk's batches, children,
+snapshots and rejects commit together, so a crash leaves the last committed chunk; a re-run
+converges because every statement is an idempotent merge.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+import sql
+from transforms.flatten import FlatFrames
+from transforms.schema import BATCH_SNAPSHOTS, BATCHES, REJECTS, STAGED_BATCH_COLUMNS
+from warehouse.db import connect, migrate, query_frame
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _hash_input(name: str) -> str:
+    # chr(0) stands for NULL so that NULL and '' hash differently.
+    return f"coalesce(CAST(i.{_q(name)} AS VARCHAR), chr(0))"
+
+
+def merge_values() -> dict[str, str]:
+    staged = list(STAGED_BATCH_COLUMNS)
+    tracked = [c.name for c in BATCHES.columns
+               if c.tracked and c.name in staged and c.name not in ("provider", "batch_id")]
+    snap = [c.name for c in BATCH_SNAPSHOTS.columns
+            if c.name not in ("provider", "batch_id", "observed_at", "run_id")]
+    return {
+        "hash_inputs": ", ".join(_hash_input(c) for c in tracked),
+        "snapshot_cols": ", ".join(_q(c) for c in snap),
+        "snapshot_cols_s": ", ".join(f"s.{_q(c)}" for c in snap),
+        "staged_cols": ", ".join(_q(c) for c in staged),
+        "staged_cols_s": ", ".join(f"s.{_q(c)}" for c in staged),
+        "update_set": ",\n    ".join(
+            f"{_q(c)} = excluded.{_q(c)}" for c in staged if c not in ("provider", "batch_id")),
+    }
+
+
+_MERGE: list[str] | None = None
+
+
+def merge_statements() -> list[str]:
+    global _MERGE
+    if _MERGE is None:
+        values = merge_values()
+        _MERGE = [stmt for n in sql.listing("merge") if not n.startswith("05_")
+                  for stmt in sql.statements(sql.render(sql.read(f"merge/{n}"), values))]
+    return _MERGE
+
+
+@dataclass
+class ChunkCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    snapshots: int = 0
+
+    def add(self, other: ChunkCounts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.snapshots += other.snapshots
+
+
+class Warehouse:
+    """batchlake's DuckDB file. Thread-safe: writes are serialised by one lock, so fetch
+    threads of several providers can share it."""
+
+    def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0) -> None:
+        self.db_path = db_path
+        self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
+        self.lock = threading.RLock()
+        self.version = migrate(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.con.execute(text, params or []).fetchall()
+
+    def frame(self, text: str, params: list[Any] | None = None) -> pl.DataFrame:
+        with self.lock:
+            return query_frame(self.con, text, params)
+
+    # -- chunks ------------------------------------------------------------------------------
+    def load_chunk(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
+                   ) -> ChunkCounts:
+        """Merge one chunk in one transaction; return what changed."""
+        counts = ChunkCounts(rejected=len(flat.rejects))
+        with self.lock:
+            con = self.con
+            con.execute("BEGIN")
+            try:
+                if flat.batches.height:
+                    con.register("incoming_batches", flat.batches.to_arrow())
+                    con.register("incoming_errors", flat.errors.to_arrow())
+                    con.register("incoming_metadata", flat.metadata.to_arrow())
+                    for stmt in merge_statements():
+                        con.execute(stmt, _params_for(stmt, observed_at, run_id))
+                    row = con.execute(sql.read("merge/05_counts.sql")).fetchone()
+                    assert row is not None
+                    counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
+                    counts.snapshots = counts.inserted + counts.updated
+                if flat.rejects:
+                    self._insert_rejects(flat.rejects, run_id, observed_at)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                for name in ("incoming_batches", "incoming_errors", "incoming_metadata"):
+                    con.unregister(name)
+        return counts
+
+    def _insert_rejects(self, rejects: list[dict[str, Any]], run_id: str,
+                        at: datetime) -> None:
+        df = pl.DataFrame(
+            [{**r, "run_id": run_id, "rejected_at": at} for r in rejects],
+            schema=REJECTS.polars_schema(), orient="row",
+        ) if rejects and isinstance(rejects[0], dict) else None
+        if df is None:
+            return
+        self.con.register("incoming_rejects", df.to_arrow())
+        try:
+            cols = ", ".join(_q(c) for c in REJECTS.column_names())
+            self.con.execute(f"INSERT INTO rejects ({cols}) SELECT {cols} FROM incoming_rejects")
+        finally:
+            self.con.unregister("incoming_rejects")
+
+    def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
+        """Record rejects outside a chunk (e.g. a whole page that could not be read)."""
+        with self.lock:
+            self.con.execute("BEGIN")
+            try:
+                self._insert_rejects(rejects, run_id, at)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+
+    # -- run bookkeeping ---------------------------------------------------------------------
+    def start_run(self, run_id: str, provider: str, mode: str, started_at: datetime,
+                  watermark: datetime | None) -> None:
+        with self.lock:
+            self.con.execute(
+                "INSERT OR REPLACE INTO sync_runs (run_id, provider, mode, started_at, status, "
+                "watermark_used, pages, fetched, refetched_by_id, inserted, updated, unchanged, "
+                "rejected, snapshots_appended) VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, "
+                "0, 0, 0)", [run_id, provider, mode, started_at, watermark])
+
+    def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
+                   pages: int, fetched: int, refetched: int, counts: ChunkCounts,
+                   warnings: list[str], error: str | None) -> None:
+        with self.lock:
+            self.con.execute(
+                "UPDATE sync_runs SET finished_at = ?, status = ?, pages = ?, fetched = ?, "
+                "refetched_by_id = ?, inserted = ?, updated = ?, unchanged = ?, rejected = ?, "
+                "snapshots_appended = ?, warnings = ?, error_message = ? "
+                "WHERE run_id = ? AND provider = ?",
+                [finished_at, status, pages, fetched, refetched, counts.inserted,
+                 counts.updated, counts.unchanged, counts.rejected, counts.snapshots,
+                 "; ".join(warnings) or None, error, run_id, provider])
+
+    def watermark(self, provider: str) -> datetime | None:
+        rows = self.query("SELECT watermark FROM sync_state WHERE provider = ?", [provider])
+        return rows[0][0] if rows else None
+
+    def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
+                          at: datetime) -> None:
+        """Move the watermark forward (never back) once a listing has finished."""
+        if newest is None:
+            return
+        with self.lock:
+            self.con.execute(
+                "INSERT INTO sync_state (provider, watermark, updated_at, run_id) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET "
+                "watermark = greatest(sync_state.watermark, excluded.watermark), "
+                "updated_at = excluded.updated_at, run_id = excluded.run_id",
+                [provider, newest, at, run_id])
+
+    def stale_open_batches(self, provider: str, run_id: str) -> list[str]:
+        """Non-terminal batches this run has not seen: to be followed by id."""
+        return [r[0] for r in self.query(
+            "SELECT batch_id FROM batches WHERE provider = ? AND NOT is_terminal "
+            "AND last_run_id IS DISTINCT FROM ? ORDER BY created_at DESC NULLS LAST",
+            [provider, run_id])]
+
+
+def _params_for(stmt: str, observed_at: datetime, run_id: str) -> list[Any]:
+    return [observed_at, run_id] if "$2" in stmt else ([observed_at] if "$1" in stmt else [])
+
+
+def open_read_only(db_path: str, lock_timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
+    return connect(db_path, read_only=True, lock_timeout_s=lock_timeout_s)
