@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +26,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from batchlake import report as rpt
-from batchlake.errors import BatchlakeError, ConfigError
+from batchlake.errors import (
+    BatchlakeError,
+    ConfigError,
+    GatewayAuthError,
+    GatewayError,
+    GatewayUnreachable,
+)
 from batchlake.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -102,6 +110,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
     """Direct mode unless --prefect or PREFECT_API_URL: no temporary Prefect server for a
     one-shot run (it costs ~18 s here)."""
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
+    _preflight(settings)
     if use_prefect:
         from flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
 
@@ -111,6 +120,20 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
     with _progress(not quiet and err.is_terminal) as progress:
         return sync(settings, full_refresh=full_refresh, batch_ids=batch_ids,
                     on_progress=progress)
+
+
+def _preflight(settings: Settings) -> None:
+    """One cheap request first: a wrong URL or key is one clear line, not N provider
+    failures (and, in Prefect mode, not a flow run full of retries)."""
+    from gateway import GatewayClient
+
+    with GatewayClient(replace(settings, max_retries=0)) as client:
+        try:
+            client.get_json("/v1/batches", {"provider": settings.providers[0], "limit": 1})
+        except (GatewayUnreachable, GatewayAuthError):
+            raise
+        except GatewayError:
+            pass  # e.g. one unconfigured provider: the sync reports it per provider
 
 
 def _print_sync_report(rep: Any) -> None:
@@ -396,6 +419,9 @@ def serve(
 
 def main() -> None:
     """Entry point: expected errors become one line and an exit code."""
+    # The CLI prints its own summary; library logs show only real errors unless asked.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("batchlake").setLevel(os.environ.get("BATCHLAKE_LOG_LEVEL", "ERROR"))
     try:
         rv = app(standalone_mode=False)
     except BatchlakeError as e:

@@ -188,7 +188,7 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
                       finished_at=datetime.now(UTC), pages=result.pages,
                       fetched=result.fetched, refetched=result.refetched, counts=result.counts,
                       warnings=result.warnings, error=result.error)
-    level = logging.INFO if result.status == "ok" else logging.ERROR
+    level = logging.INFO if result.status == "ok" else logging.WARNING
     ctx.logger.log(level, "%s: %s %s", provider, result.status,
                    result.error or _summary(result))
     if result.status != "ok" and raise_errors:
@@ -214,6 +214,8 @@ def _list(ctx: RunContext, provider: str, watermark: datetime | None, chunker: _
           result: ProviderResult) -> bool:
     """List newest-first; return True when the listing finished (end or watermark)."""
     cutoff = (int(watermark.timestamp()) - ctx.settings.overlap_s) if watermark else None
+    if provider in ctx.settings.unordered_providers:
+        cutoff = None
     report = ListingReport()
     stop = threading.Event()
     pages = _prefetch(ctx.client.list_pages(provider, report=report), 4, stop)

@@ -57,6 +57,9 @@ class Settings:
     verify_tls: bool = True
     store_raw: bool = False  # keep extra_fields.raw_request/raw_response (redacted)
     overlap_s: int = 3600  # incremental: re-read this far below the watermark
+    # Providers whose listing is not globally newest-first (Bedrock walks one key after
+    # another), so stopping at the watermark could skip a later key: always listed in full.
+    unordered_providers: tuple[str, ...] = ("bedrock",)
     chunk_size: int = 5000  # objects per load transaction
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB

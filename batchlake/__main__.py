@@ -1,0 +1,3 @@
+from batchlake.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Prefect orchestration: wiring only. The stages are plain functions in batchlake.pipeline."""

@@ -1,0 +1,181 @@
+"""The Prefect flow: wiring only. Each provider is one coarse task that calls
+``batchlake.pipeline.sync_provider``; the flow publishes artifacts and overdue events.
+
+Secrets never travel as parameters: the API key comes from the environment
+(``BIFROST_API_KEY``), a Prefect Secret block named ``bifrost-api-key``, or, for a CLI run in
+the same process, the settings the CLI hands over in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from batchlake import report as rpt
+from batchlake.errors import BatchlakeError
+from batchlake.pipeline import (
+    ProviderFailed,
+    ProviderResult,
+    RunContext,
+    SyncReport,
+    new_run_id,
+    now_utc,
+    sync_provider,
+)
+from batchlake.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
+from gateway import GatewayClient
+from warehouse import Warehouse
+
+SECRET_BLOCK = "bifrost-api-key"
+MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood
+# Run contexts live here, keyed by run id, so tasks take only plain strings as parameters.
+_CONTEXTS: dict[str, RunContext] = {}
+_RESULTS: dict[str, dict[str, ProviderResult]] = {}
+_HANDOVER = threading.local()  # settings a CLI run passes in memory (never as parameters)
+
+
+def _api_key_from_block() -> str | None:
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(SECRET_BLOCK).get()  # type: ignore[union-attr]
+        return str(value) if value else None
+    except Exception:  # no block registered: fine, the key is optional
+        return None
+
+
+def _settings(db_path: str, base_url: str | None, providers: list[str] | None) -> Settings:
+    handed: Settings | None = getattr(_HANDOVER, "settings", None)
+    if handed is not None:
+        return handed
+    s = from_env(db_path=db_path, base_url=base_url,
+                 providers=parse_providers(providers) if providers else None)
+    if not s.auth.api_key and s.auth.basic_user is None:
+        key = _api_key_from_block()
+        if key:
+            s = Settings(**{**s.__dict__, "auth": Auth(api_key=key)})
+    return s
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE,
+      task_run_name="sync-{provider}")
+def sync_provider_task(run_id: str, provider: str, batch_ids: list[str] | None = None
+                       ) -> dict[str, Any]:
+    """List + fetch + transform + load one provider (streamed in chunks)."""
+    ctx = _CONTEXTS[run_id]
+    try:
+        result = sync_provider(ctx, provider, batch_ids=batch_ids, raise_errors=True)
+    except ProviderFailed:
+        _RESULTS[run_id][provider] = _last_result(ctx, provider)
+        raise
+    _RESULTS[run_id][provider] = result
+    return result.as_row()
+
+
+def _last_result(ctx: RunContext, provider: str) -> ProviderResult:
+    rows = ctx.warehouse.query(
+        "SELECT status, error_message, pages, fetched FROM sync_runs "
+        "WHERE run_id = ? AND provider = ?", [ctx.run_id, provider])
+    r = ProviderResult(provider)
+    if rows:
+        r.status, r.error, r.pages, r.fetched = rows[0]
+    return r
+
+
+@flow(name="sync-batches", task_runner=ThreadPoolTaskRunner(max_workers=8),
+      validate_parameters=True)
+def sync_batches(
+    providers: list[str] | None = None,
+    batch_ids: list[str] | None = None,
+    db_path: str = str(DEFAULT_DB),
+    base_url: str | None = None,
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    """Sync batches from a Bifrost gateway into DuckDB, one task per provider."""
+    logger = get_run_logger()
+    settings = _settings(db_path, base_url, providers)
+    provs = parse_providers(providers) if providers else settings.providers
+    run_id = f"prefect-{flow_run.get_id() or new_run_id()}"
+    started = now_utc()
+    _RESULTS[run_id] = {}
+    with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+            GatewayClient(settings) as client:
+        ctx = RunContext(settings, wh, client, run_id, started, full_refresh, None, logger)
+        _CONTEXTS[run_id] = ctx
+        try:
+            futures = [sync_provider_task.submit(run_id, p, batch_ids) for p in provs]
+            for f in futures:
+                f.wait()
+            results = [_RESULTS[run_id].get(p) or _last_result(ctx, p) for p in provs]
+            overdue = rpt.overdue(wh.con)
+        finally:
+            _CONTEXTS.pop(run_id, None)
+            _RESULTS.pop(run_id, None)
+    report = SyncReport(run_id, started, results)
+    _publish(report, overdue.to_dicts())
+    if report.all_failed:
+        raise BatchlakeError("every provider failed: " + "; ".join(
+            f"{r.provider}: {r.error}" for r in report.failed))
+    return {"run_id": run_id, "results": [r.as_row() for r in results],
+            "overdue": len(overdue)}
+
+
+def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+            for r in rows]
+
+
+def _publish(report: SyncReport, overdue: list[dict[str, Any]]) -> None:
+    """Markdown summary + overdue table artifacts, and one event per overdue batch."""
+    lines = [f"# batchlake sync {report.run_id}", "",
+             "| provider | status | fetched | inserted | updated | unchanged | rejected | "
+             "error |", "|---|---|---|---|---|---|---|---|"]
+    for r in report.results:
+        c = r.counts
+        lines.append(f"| {r.provider} | {r.status} | {r.fetched} | {c.inserted} | "
+                     f"{c.updated} | {c.unchanged} | {c.rejected} | {r.error or ''} |")
+    lines += ["", f"Overdue batches: **{len(overdue)}**"]
+    create_markdown_artifact("\n".join(lines), key="batchlake-sync-summary",
+                             description="Per-provider sync counts")
+    rows = _jsonable(overdue)
+    create_table_artifact(rows or [{"provider": "", "batch_id": "(none overdue)"}],
+                          key="batchlake-overdue", description="Overdue batches")
+    for row in rows[:MAX_OVERDUE_EVENTS]:
+        emit_event(
+            event="batchlake.batch.overdue",
+            resource={"prefect.resource.id": f"batchlake.batch.{row['provider']}."
+                                             f"{row['batch_id']}",
+                      "batchlake.provider": str(row["provider"])},
+            payload={k: v for k, v in row.items() if k != "batch_id"},
+        )
+
+
+def run_flow(settings: Settings, *, full_refresh: bool = False,
+             batch_ids: list[str] | None = None) -> SyncReport:
+    """Run the flow in this process (CLI --prefect): the settings, secrets included, are
+    handed over in memory; only non-secret values become flow parameters."""
+    _HANDOVER.settings = settings
+    try:
+        out = sync_batches(providers=list(settings.providers), batch_ids=batch_ids,
+                           db_path=settings.db_path, base_url=settings.base_url,
+                           full_refresh=full_refresh)
+    finally:
+        _HANDOVER.settings = None
+    results = []
+    for row in out["results"]:
+        r = ProviderResult(row["provider"], status=row["status"], mode=row["mode"],
+                           pages=row["pages"], fetched=row["fetched"],
+                           refetched=row["refetched_by_id"], error=row["error"] or None)
+        r.counts.inserted, r.counts.updated = row["inserted"], row["updated"]
+        r.counts.unchanged, r.counts.rejected = row["unchanged"], row["rejected"]
+        r.counts.snapshots = row["snapshots"]
+        results.append(r)
+    return SyncReport(out["run_id"], now_utc(), results)

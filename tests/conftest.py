@@ -1,0 +1,83 @@
+"""Shared fixtures: a real simulated gateway on 127.0.0.1, real DuckDB files, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Prefect reads these at import: keep its home, logs and telemetry inside the test run.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="batchlake-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ.pop("PREFECT_API_URL", None)
+for var in ("BIFROST_BASE_URL", "BIFROST_API_KEY", "BATCHLAKE_DB", "BATCHLAKE_PROVIDERS"):
+    os.environ.pop(var, None)
+
+import duckdb  # noqa: E402
+import pytest  # noqa: E402
+
+from batchlake.settings import Settings  # noqa: E402
+from simulator import SimGateway  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_RETRY = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "timeout_s": 2.0}
+
+
+@pytest.fixture
+def gateway() -> Iterator[SimGateway]:
+    """A small population (300 batches) on a real HTTP server."""
+    gw = SimGateway(300, seed=11)
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture
+def make_gateway() -> Iterator[Any]:
+    started: list[SimGateway] = []
+
+    def make(n: int = 300, **kw: Any) -> SimGateway:
+        gw = SimGateway(n, **kw)
+        gw.start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "lake.duckdb")
+
+
+def settings_for(gw: SimGateway, db: str, **kw: Any) -> Settings:
+    values: dict[str, Any] = {"base_url": gw.base_url, "db_path": db,
+                              "providers": gw.providers, **FAST_RETRY}
+    values.update(kw)
+    return Settings(**values)
+
+
+def rows(db: str, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return con.execute(query, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the real ``batchlake`` CLI in a subprocess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "batchlake", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=ROOT)

@@ -1,0 +1,222 @@
+"""The sync end to end: real HTTP to the simulated gateway, real DuckDB files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from batchlake.pipeline import sync
+from simulator import Plan
+from tests.conftest import rows, settings_for
+from tests.expect import compare_row
+from transforms.schema import BATCHES
+
+
+def stored(db: str, provider: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        q = "SELECT * FROM batches" + (" WHERE provider = ?" if provider else "")
+        cur = con.execute(q, [provider] if provider else [])
+        names = [d[0] for d in cur.description]
+        return {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+    finally:
+        con.close()
+
+
+def assert_matches_truth(gw: Any, db: str) -> None:
+    table = stored(db)
+    expected = {(p, o["id"]): o for p in gw.providers for o in gw.truth(p)}
+    assert set(table) == set(expected), "stored batches differ from the gateway's"
+    for key, obj in expected.items():
+        diffs = compare_row(obj, table[key])
+        assert not diffs, f"{key}: {diffs}"
+
+
+def test_sync_stores_every_served_object_with_its_values(gateway: Any, db_path: str) -> None:
+    rep = sync(settings_for(gateway, db_path))
+    assert [r.status for r in rep.results] == ["ok"] * 5
+    assert_matches_truth(gateway, db_path)
+    total = sum(len(gateway.truth(p)) for p in gateway.providers)
+    assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == total
+    runs = rows(db_path, "SELECT provider, status, fetched, inserted FROM sync_runs")
+    assert {r[0] for r in runs} == set(gateway.providers)
+    assert all(r[1] == "ok" and r[2] == r[3] for r in runs)
+
+
+def test_child_tables_hold_errors_and_metadata(gateway: Any, db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    want_errors = sum(len((o.get("errors") or {}).get("data") or [])
+                      for p in gateway.providers for o in gateway.truth(p))
+    want_meta = sum(len(o.get("metadata") or {}) for p in gateway.providers
+                    for o in gateway.truth(p))
+    assert want_errors > 0 and want_meta > 0
+    assert rows(db_path, "SELECT count(*) FROM batch_errors")[0][0] == want_errors
+    assert rows(db_path, "SELECT count(*) FROM batch_metadata")[0][0] == want_meta
+    # errors_count on the wide row agrees with the child table
+    assert rows(db_path, """
+        SELECT count(*) FROM batches b LEFT JOIN (
+            SELECT provider, batch_id, count(*) n FROM batch_errors GROUP BY ALL) e
+        USING (provider, batch_id) WHERE b.errors_count <> coalesce(e.n, 0)""")[0][0] == 0
+
+
+def test_resync_changes_nothing(gateway: Any, db_path: str) -> None:
+    s = settings_for(gateway, db_path)
+    sync(s)
+    before = rows(db_path, "SELECT provider, batch_id, content_hash, last_changed_at "
+                           "FROM batches ORDER BY ALL")
+    snaps = rows(db_path, "SELECT count(*) FROM batch_snapshots")[0][0]
+    rep = sync(s, full_refresh=True)
+    assert sum(r.counts.inserted for r in rep.results) == 0
+    assert sum(r.counts.updated for r in rep.results) == 0
+    assert rows(db_path, "SELECT provider, batch_id, content_hash, last_changed_at "
+                         "FROM batches ORDER BY ALL") == before
+    assert rows(db_path, "SELECT count(*) FROM batch_snapshots")[0][0] == snaps
+
+
+def test_incremental_sync_follows_changes_and_new_batches(make_gateway: Any, db_path: str
+                                                          ) -> None:
+    gw = make_gateway(600, seed=3, future_share=0.3)
+    s = settings_for(gw, db_path, page_limit=20)
+    sync(s)
+    gw.advance(6 * 3600)
+    rep = sync(s)
+    assert sum(r.counts.inserted for r in rep.results) > 0  # new arrivals
+    assert sum(r.counts.updated for r in rep.results) > 0  # lifecycle moved on
+    assert sum(r.refetched for r in rep.results) > 0  # followed by id
+    assert_matches_truth_open_batches(gw, db_path)
+
+
+def assert_matches_truth_open_batches(gw: Any, db: str) -> None:
+    """Incremental syncs must agree with the gateway on every batch they store."""
+    table = stored(db)
+    for p in gw.providers:
+        for o in gw.truth(p):
+            row = table.get((p, o["id"]))
+            assert row is not None, f"{p} {o['id']} missing"
+            assert row["status"] == o["status"], (p, o["id"])
+
+
+def _plan(provider: str, bid: str, created: int, **kw: Any) -> Plan:
+    base: dict[str, Any] = dict(
+        provider=provider, id=bid, created_at=created, validate_s=600, run_s=3600,
+        finalize_s=600, outcome="completed", total=100, fail_ratio=0.0, model="gpt-4o-mini",
+        endpoint="/v1/chat/completions", metadata={"team": "search"}, cache=None, n_errors=0)
+    base.update(kw)
+    return Plan(**base)
+
+
+def test_lifecycle_across_four_syncs_leaves_four_snapshots(make_gateway: Any, db_path: str
+                                                           ) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    plan = _plan("openai", "batch_life", now - 300)
+    gw = make_gateway(0, providers=("openai",), now=now, plans=[plan])
+    s = settings_for(gw, db_path)
+    seen = []
+    for step in (0, 600, 3600, 600):  # validating, in_progress, finalizing, completed
+        gw.advance(step)
+        sync(s)
+        seen.append(rows(db_path, "SELECT status FROM batches")[0][0])
+    assert seen == ["validating", "in_progress", "finalizing", "completed"]
+    snaps = rows(db_path, "SELECT status_norm FROM batch_snapshots ORDER BY observed_at")
+    assert [r[0] for r in snaps] == seen
+    q, p, t = rows(db_path, "SELECT queue_s, processing_s, total_s FROM batches")[0]
+    assert (q, p, t) == (600.0, 3600.0 + 600.0, 600.0 + 3600.0 + 600.0)
+    # a fifth sync with no change appends nothing and does not touch last_changed_at
+    changed = rows(db_path, "SELECT last_changed_at FROM batches")[0][0]
+    rep = sync(s)
+    assert rep.results[0].counts.updated == 0
+    assert rows(db_path, "SELECT count(*) FROM batch_snapshots")[0][0] == 4
+    assert rows(db_path, "SELECT last_changed_at FROM batches")[0][0] == changed
+    trans = rows(db_path, "SELECT from_status, status FROM v_status_transitions "
+                          "ORDER BY entered_at")
+    assert trans == [(None, "validating"), ("validating", "in_progress"),
+                     ("in_progress", "finalizing"), ("finalizing", "completed")]
+
+
+def test_batch_outside_the_list_window_is_followed_by_id(make_gateway: Any, db_path: str
+                                                         ) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    slow = _plan("openai", "batch_slow", now - 3 * 86400, run_s=10 * 86400)
+    old_done = [_plan("openai", f"batch_old{i}", now - 2 * 86400 - i * 7200, run_s=60)
+                for i in range(8)]
+    gw = make_gateway(0, providers=("openai",), now=now, plans=[slow, *old_done])
+    s = settings_for(gw, db_path, page_limit=2, overlap_s=60)
+    sync(s)
+    # a day of new arrivals pushes the slow batch far below the watermark
+    for i in range(6):
+        gw.add_plan(_plan("openai", f"batch_new{i}", now + 3600 + i * 60, run_s=60))
+    gw.advance(2 * 86400 + 7200)
+    gw.requests.clear()
+    rep = sync(s)
+    assert rep.results[0].refetched == 1  # only the open one, never the finished ones
+    assert gw.requests[("retrieve", "openai")] == 1
+    assert rows(db_path, "SELECT status FROM batches WHERE batch_id = 'batch_slow'")[0][0] \
+        == "in_progress"
+    gw.advance(9 * 86400)
+    sync(s)
+    assert rows(db_path, "SELECT status FROM batches WHERE batch_id = 'batch_slow'")[0][0] \
+        == "completed"
+    gw.requests.clear()
+    sync(s)
+    assert gw.requests[("retrieve", "openai")] == 0  # terminal: never fetched again
+
+
+def test_full_refresh_converges_to_the_incremental_state(make_gateway: Any, tmp_path: Any
+                                                        ) -> None:
+    gw = make_gateway(500, seed=5, future_share=0.3)
+    inc, full = str(tmp_path / "inc.duckdb"), str(tmp_path / "full.duckdb")
+    for _ in range(3):
+        sync(settings_for(gw, inc))
+        gw.advance(5 * 3600)
+    sync(settings_for(gw, inc))
+    sync(settings_for(gw, full), full_refresh=True)
+    cols = ", ".join(c.name for c in BATCHES.columns
+                     if c.tracked and c.name not in ("is_overdue",))
+    q = f"SELECT {cols} FROM batches ORDER BY provider, batch_id"
+    assert rows(inc, q) == rows(full, q)
+
+
+def test_watermark_is_stored_and_bounds_the_listing(make_gateway: Any, db_path: str) -> None:
+    gw = make_gateway(1000, seed=9)
+    s = settings_for(gw, db_path, page_limit=20)
+    first = sync(s)
+    marks = dict(rows(db_path, "SELECT provider, watermark FROM sync_state"))
+    assert set(marks) == set(gw.providers)
+    second = sync(s)
+    for a, b in zip(first.results, second.results, strict=True):
+        if a.provider in s.unordered_providers:
+            assert b.pages == a.pages  # Bedrock's multi-key listing is always read in full
+            continue
+        assert b.pages < a.pages, "incremental listing should stop near the watermark"
+        assert b.watermark_used is not None
+    used = rows(db_path, "SELECT count(*) FROM sync_runs WHERE watermark_used IS NOT NULL")
+    assert used[0][0] == len(gw.providers)
+
+
+def test_metadata_can_be_grouped_by_key(gateway: Any, db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    teams = rows(db_path, "SELECT value, count(*) FROM batch_metadata WHERE key = 'team' "
+                          "GROUP BY value ORDER BY value")
+    want: dict[str, int] = {}
+    for p in gateway.providers:
+        for o in gateway.truth(p):
+            t = (o.get("metadata") or {}).get("team")
+            if t:
+                want[t] = want.get(t, 0) + 1
+    assert dict(teams) == want
+
+
+def test_derived_deadline_and_overdue(make_gateway: Any, db_path: str) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    late = _plan("openai", "batch_late", now - 2 * 86400, run_s=10 * 86400)
+    gw = make_gateway(0, providers=("openai",), now=now, plans=[late])
+    sync(settings_for(gw, db_path))
+    w, deadline, overdue = rows(
+        db_path, "SELECT completion_window_s, deadline_at, is_overdue FROM batches")[0]
+    assert w == 86400
+    assert deadline == datetime.fromtimestamp(now - 2 * 86400, UTC) + timedelta(days=1)
+    assert overdue is True
+    late_rows = rows(db_path, "SELECT batch_id, late_s FROM v_overdue")
+    assert late_rows[0][0] == "batch_late" and late_rows[0][1] >= 86400 - 5
