@@ -169,6 +169,8 @@ def sync(
     timeout: Annotated[float, typer.Option(help="Per-request timeout, seconds.")] = 30.0,
     lock_timeout: Annotated[float, typer.Option(
         help="Wait this long for another writer.")] = 30.0,
+    page_limit: Annotated[int, typer.Option(help="Objects per list request.")] = 100,
+    chunk_size: Annotated[int, typer.Option(help="Objects per load transaction.")] = 5000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB.
@@ -178,7 +180,8 @@ def sync(
     settings = _settings(base_url, api_key, api_key_header, db_path=db,
                          providers=parse_providers(providers) if providers else None,
                          verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
-                         lock_timeout_s=lock_timeout)
+                         lock_timeout_s=lock_timeout, page_limit=page_limit,
+                         chunk_size=chunk_size)
     rep = run_sync(settings, prefect=prefect, full_refresh=full_refresh, quiet=quiet)
     if not quiet:
         _print_sync_report(rep)

@@ -56,8 +56,8 @@ def _error_body(status: int, message: str, bifrost: bool = True) -> bytes:
     })
 
 
-def _encode_cursor(key: int, index: int) -> str:
-    raw = orjson.dumps({"v": 1, "k": key, "i": index})
+def _encode_cursor(key: int, index: int, nonce: int = 0) -> str:
+    raw = orjson.dumps({"v": 1, "k": key, "i": index, "n": nonce})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -95,6 +95,7 @@ class SimGateway:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._render_cache: dict[str, tuple[str, int, bytes]] = {}
+        self._nonce = 0
         all_plans = plans if plans is not None else make_population(
             n, self.now, seed=seed, history_s=history_s, providers=providers,
             future_share=future_share)
@@ -191,8 +192,11 @@ class SimGateway:
             more, nxt = True, _encode_cursor(1, 0)  # next key: an empty page says so
         cursor_needed = bedrock or provider == "gemini"
         if self._take_fault(provider, "list", {"empty_page"}) is not None:
-            # An empty page that still says has_more, pointing at the page it skipped.
-            page, more, nxt, cursor_needed = [], True, _encode_cursor(key, start), True
+            # An empty page that still says has_more, pointing at the page it skipped
+            # (a fresh cursor each time, as Bifrost's multi-key walk does).
+            self._nonce += 1
+            page, more, cursor_needed = [], True, True
+            nxt = _encode_cursor(key, start, self._nonce)
         if self._active("repeat_cursor", provider):
             more, nxt, cursor_needed = True, _encode_cursor(key, 0), True
         parts = [self._list_bytes(p) for p in page]

@@ -92,8 +92,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
             "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-        current = int(row[0]) if row else 0
+        current = int(con.execute(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
         values = migration_values()
         version = current
         for name in sql.listing("migrations"):

@@ -117,8 +117,9 @@ class Warehouse:
                     con.register("incoming_metadata", flat.metadata.to_arrow())
                     for stmt in merge_statements():
                         con.execute(stmt, _params_for(stmt, observed_at, run_id))
-                    row = con.execute(sql.read("merge/05_counts.sql")).fetchone()
-                    assert row is not None
+                    # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a
+                    # result is unfinished.
+                    row = con.execute(sql.read("merge/05_counts.sql")).fetchall()[0]
                     counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
                     counts.snapshots = counts.inserted + counts.updated
                 if flat.rejects:

@@ -1,0 +1,226 @@
+"""The fault matrix: every fault through real HTTP; afterwards the database equals the gateway's
+ground truth minus exactly the rejected objects, each with its reason."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from batchlake.pipeline import sync
+from simulator import DROP, Fault, SimGateway
+from tests.conftest import ROOT, rows, run_cli, settings_for
+from tests.expect import compare_row
+from tests.test_pipeline import assert_matches_truth, stored
+
+BAD_OBJECTS: dict[str, tuple[dict[str, Any], str]] = {
+    "missing id": ({"id": DROP}, "missing id"),
+    "counts as strings": ({"request_counts": {"total": "10", "completed": 1, "failed": 0}},
+                          "request_counts.total: expected an integer, got string"),
+    "timestamp in ms": ({"created_at": 1_764_000_000_000}, "looks like milliseconds"),
+    "negative timestamp": ({"in_progress_at": -5}, "negative timestamp"),
+    "wrong type": ({"metadata": ["not", "a", "map"]}, "metadata: expected an object"),
+    "status not a string": ({"status": 3}, "status: expected a non-empty string"),
+    "no request_counts": ({"request_counts": DROP}, "request_counts: missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OBJECTS))
+def test_bad_objects_go_to_rejects_and_the_rest_loads(gateway: SimGateway, db_path: str,
+                                                      case: str) -> None:
+    override, reason = BAD_OBJECTS[case]
+    victims = [gateway.visible("openai")[i] for i in (3, 17, 40)]
+    for v in victims:
+        v.overrides = dict(override)
+    rep = sync(settings_for(gateway, db_path))
+    assert all(r.status == "ok" for r in rep.results)
+    rej = rows(db_path, "SELECT provider, batch_id, reason, payload FROM rejects")
+    assert len(rej) == 3 and all(reason in r[2] for r in rej), rej
+    victim_ids = {v.id for v in victims}
+    if case != "missing id":
+        assert {r[1] for r in rej} == victim_ids
+    table = stored(db_path)
+    expected = {(p, o["id"]): o for p in gateway.providers for o in gateway.truth(p)
+                if "id" in o and (o["id"] not in victim_ids or p != "openai")}
+    assert set(table) == set(expected)
+    for key, obj in expected.items():
+        assert not compare_row(obj, table[key])
+    assert rows(db_path, "SELECT sum(rejected) FROM sync_runs")[0][0] == 3
+
+
+def test_unknown_status_is_kept_not_rejected(gateway: SimGateway, db_path: str) -> None:
+    victim = gateway.visible("openai")[5]
+    victim.overrides = {"status": "paused_by_provider"}
+    sync(settings_for(gateway, db_path))
+    assert rows(db_path, "SELECT status, status_norm, is_terminal FROM batches "
+                         "WHERE batch_id = ?", [victim.id]) == [
+        ("paused_by_provider", "unknown", False)]
+    assert rows(db_path, "SELECT count(*) FROM rejects")[0][0] == 0
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("status", status=429, retry_after="0", times=2),
+    Fault("status", status=500, times=1),
+    Fault("status", status=502, times=1),
+    Fault("status", status=503, times=2),
+    Fault("status", status=504, times=1),
+    Fault("reset", times=2, skip=2),
+    Fault("truncated", times=1, skip=1),
+    Fault("malformed", times=1, skip=1),
+    Fault("delay", delay_s=2.5, times=1, skip=1),
+    Fault("dup_ids", provider="openai", times=2),
+    Fault("empty_page", provider="anthropic", times=2, skip=1),
+], ids=lambda f: f"{f.kind}-{f.status if f.kind == 'status' else f.provider or 'any'}")
+def test_transient_faults_leave_exactly_the_truth(gateway: SimGateway, db_path: str,
+                                                  fault: Fault) -> None:
+    gateway.faults = [fault]
+    rep = sync(settings_for(gateway, db_path, page_limit=25))
+    assert all(r.status == "ok" for r in rep.results), [r.error for r in rep.results]
+    assert_matches_truth(gateway, db_path)
+    assert rows(db_path, "SELECT count(*) FROM rejects")[0][0] == 0
+
+
+def test_unreadable_page_is_rejected_alone(gateway: SimGateway, db_path: str) -> None:
+    gateway.faults = [Fault("malformed", provider="openai", endpoint="list", skip=1,
+                            times=-1)]
+    rep = sync(settings_for(gateway, db_path, page_limit=25, max_retries=2))
+    by = {r.provider: r for r in rep.results}
+    assert by["openai"].status == "failed" and "not JSON" in (by["openai"].error or "")
+    assert all(by[p].status == "ok" for p in gateway.providers if p != "openai")
+    rej = rows(db_path, "SELECT provider, batch_id, reason, payload FROM rejects")
+    assert len(rej) == 1 and rej[0][0] == "openai" and rej[0][1] is None
+    assert rej[0][2].startswith("page 2 unreadable")
+    assert rows(db_path, "SELECT count(*) FROM batches WHERE provider = 'openai'")[0][0] == 25
+    # the watermark did not move: the next run lists openai again from the top
+    assert rows(db_path, "SELECT count(*) FROM sync_state WHERE provider = 'openai'")[0][0] == 0
+    gateway.faults = []
+    sync(settings_for(gateway, db_path, page_limit=25))
+    assert_matches_truth(gateway, db_path)
+
+
+def test_one_provider_down_does_not_stop_the_others(gateway: SimGateway, db_path: str) -> None:
+    gateway.faults = [Fault("status", provider="gemini", status=503, times=-1)]
+    rep = sync(settings_for(gateway, db_path, max_retries=2))
+    by = {r.provider: r for r in rep.results}
+    assert by["gemini"].status == "failed" and "503" in (by["gemini"].error or "")
+    assert not rep.all_failed
+    runs = dict(rows(db_path, "SELECT provider, status FROM sync_runs"))
+    assert runs["gemini"] == "failed" and runs["openai"] == "ok"
+    err = rows(db_path, "SELECT error_message FROM sync_runs WHERE provider = 'gemini'")
+    assert "503" in err[0][0]
+    for p in gateway.providers:
+        n = rows(db_path, "SELECT count(*) FROM batches WHERE provider = ?", [p])[0][0]
+        assert n == (0 if p == "gemini" else len(gateway.truth(p)))
+
+
+def test_unconfigured_provider_is_reported(gateway: SimGateway, db_path: str) -> None:
+    s = settings_for(gateway, db_path, providers=("openai", "cohere"))
+    rep = sync(s)
+    by = {r.provider: r for r in rep.results}
+    assert by["openai"].status == "ok"
+    assert "cohere is not configured" in (by["cohere"].error or "")
+
+
+def test_hostile_strings_are_data_never_sql(make_gateway: Any, db_path: str) -> None:
+    gw = make_gateway(30, providers=("openai",), seed=2)
+    hostile_id = "batch_'; DROP TABLE batches; --\"ü🙂\\n"
+    big = "x" * 1_000_000
+    v = gw.visible("openai")[0]
+    v.overrides = {"id": hostile_id, "metadata": {"team'; DELETE FROM batches;--": big,
+                                                 "ünï\u0000cødé": "\"quoted\" 'single'"}}
+    gw.add_plan(v)  # re-index under the hostile id
+    gw._index["openai"][hostile_id] = gw._index["openai"][v.id]
+    sync(settings_for(gw, db_path))
+    assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == 30
+    meta = dict(rows(db_path, "SELECT key, value FROM batch_metadata WHERE batch_id = ?",
+                     [hostile_id]))
+    assert meta["team'; DELETE FROM batches;--"] == big
+    assert meta["ünï\u0000cødé"] == "\"quoted\" 'single'"
+    res = run_cli("fetch", hostile_id, "--provider", "openai", "--db", db_path,
+                  "--base-url", gw.base_url)
+    assert res.returncode == 0, res.stderr
+
+
+def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path) -> None:
+    db = str(tmp_path / "crash.duckdb")
+    gw = SimGateway(20_000, seed=4, providers=("openai",))
+    gw.start()
+    try:
+        cmd = [sys.executable, "-m", "batchlake", "sync", "--base-url", gw.base_url,
+               "--providers", "openai", "--db", db, "--chunk-size", "500", "--quiet"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        # Kill when about a third of the pages are fetched: loading is in full swing.
+        _wait_for(lambda: gw.requests[("list", "openai")] >= 70 or proc.poll() is not None,
+                  deadline_s=60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        con = duckdb.connect(db)  # opens, replays its WAL
+        n = con.execute("SELECT count(*) FROM batches").fetchone()
+        bad = con.execute("""SELECT count(*) FROM batches b LEFT JOIN (
+            SELECT provider, batch_id, count(*) n FROM batch_errors GROUP BY ALL) e
+            USING (provider, batch_id) WHERE b.errors_count <> coalesce(e.n, 0)""").fetchone()
+        con.close()
+        assert n is not None and 0 < n[0] < 20_000 and n[0] % 500 == 0
+        assert bad == (0,)
+        res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
+                      "--quiet")
+        assert res.returncode == 0, res.stderr
+        assert_matches_truth(gw, db)
+        assert rows(db, "SELECT count(*) FROM batch_snapshots")[0][0] == 20_000
+    finally:
+        gw.stop()
+
+
+def _wait_for(cond: Any, deadline_s: float) -> None:
+    import time
+
+    end = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(30)", db_path],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+                      "--lock-timeout", "1")
+        assert res.returncode != 0
+        assert "in use by another process" in res.stderr
+        assert "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--quiet")
+    assert res.returncode == 0
+    assert_matches_truth(gateway, db_path)
+
+
+def test_waiting_writer_proceeds_when_the_lock_is_released(gateway: SimGateway, db_path: str
+                                                          ) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(1.5)", db_path],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+                      "--lock-timeout", "30", "--quiet")
+        assert res.returncode == 0, res.stderr
+    finally:
+        holder.wait()
+    assert_matches_truth(gateway, db_path)
