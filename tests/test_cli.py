@@ -1,0 +1,229 @@
+"""The real CLI in subprocesses, on real files: commands, formats, and every expected mistake
+as one line with a non-zero exit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from batchlake.pipeline import sync
+from simulator import Fault, SimGateway
+from tests.conftest import ROOT, rows, run_cli, settings_for
+
+COMMANDS = ["sync", "fetch", "sql", "gateway", "demo", "report", "stuck", "schema", "serve",
+            "export"]
+
+
+def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    res = run_cli(command, "--help")
+    assert res.returncode == 0
+    assert "Example" in res.stdout or command == "export"
+
+
+def test_demo_builds_the_database_and_prints_a_report(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.duckdb")
+    res = run_cli("demo", "--db", db, "--batches", "500")
+    assert res.returncode == 0, res.stderr
+    for section in ("Summary", "Durations", "Top Errors", "Cache", "Overdue"):
+        assert section in res.stdout
+    assert rows(db, "SELECT count(*) FROM batches")[0][0] >= 450
+    assert rows(db, "SELECT count(DISTINCT run_id) FROM sync_runs")[0][0] == 2
+
+
+def test_sync_then_sql_in_each_format(gateway: SimGateway, db_path: str) -> None:
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path)
+    assert res.returncode == 0, res.stderr
+    assert "openai" in res.stdout and "inserted" in res.stdout
+    q = "SELECT provider, count(*) AS n FROM batches GROUP BY 1 ORDER BY 1"
+    want = {p: len(gateway.truth(p)) for p in gateway.providers}
+    as_json = json.loads(run_cli("sql", q, "--db", db_path, "--format", "json").stdout)
+    assert {r["provider"]: r["n"] for r in as_json} == want
+    as_csv = list(csv.DictReader(io.StringIO(
+        run_cli("sql", q, "--db", db_path, "--format", "csv").stdout)))
+    assert {r["provider"]: int(r["n"]) for r in as_csv} == want
+    table = run_cli("sql", q, "--db", db_path).stdout
+    assert all(p in table for p in want)
+
+
+def test_second_sync_reports_nothing_changed(gateway: SimGateway, db_path: str) -> None:
+    run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "-q")
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--full-refresh",
+                  "-q")
+    assert res.returncode == 0
+    r = rows(db_path, "SELECT sum(inserted), sum(updated) FROM sync_runs WHERE mode = 'full'")
+    assert r == [(0, 0)]
+
+
+def test_fetch_prints_and_stores_one_batch(gateway: SimGateway, db_path: str) -> None:
+    bid = gateway.visible("gemini")[0].id
+    res = run_cli("fetch", bid, "--provider", "gemini", "--db", db_path,
+                  "--base-url", gateway.base_url)
+    assert res.returncode == 0, res.stderr
+    assert bid in res.stdout and "status_norm" in res.stdout
+    assert rows(db_path, "SELECT batch_id, request_type FROM batches") == [
+        (bid, "batch_retrieve")]
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["sync", "--base-url", "http://127.0.0.1:9"], ["cannot reach the gateway"]),
+    (["sync", "--base-url", "localhost:8080"], ["not an http(s) URL"]),
+    (["sync", "--providers", "open ai"], ["provider name"]),
+    (["sql", "SELECT 1", "--db", "/nonexistent/x.duckdb"], ["no database at"]),
+    (["sql", "SELEC nonsense"], ["query failed"]),
+    (["report", "--since", "a week"], ["duration"]),
+    (["serve"], ["prefect server start"]),
+    (["sync", "--db", "md:lake"], ["MOTHERDUCK_TOKEN"]),
+])
+def test_expected_mistakes_are_one_clear_line(gateway: SimGateway, db_path: str,
+                                              args: list[str], needles: list[str]) -> None:
+    if args[0] in ("sync",) and "--base-url" not in args:
+        args = [*args, "--base-url", gateway.base_url]
+    if args[0] in ("sql", "report") and "--db" not in args:
+        sync(settings_for(gateway, db_path))
+        args = [*args, "--db", db_path]
+    if args[0] == "sync" and "--db" not in args:
+        args = [*args, "--db", db_path]
+    one_line_error(run_cli(*args), *needles)
+
+
+def test_wrong_key_is_one_line_and_never_echoed(make_gateway: Any, db_path: str) -> None:
+    gw = make_gateway(20, api_key="sk-bf-right")
+    res = run_cli("sync", "--base-url", gw.base_url, "--db", db_path,
+                  env={"BIFROST_API_KEY": "sk-bf-wrong-canary"})
+    one_line_error(res, "refused the credentials", "401")
+    assert "sk-bf-wrong-canary" not in res.stderr + res.stdout
+
+
+def test_unwritable_db_path(gateway: SimGateway, tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: use a path under a file
+            target = str(tmp_path / "afile" / "x.duckdb")
+            (tmp_path / "afile").write_text("")
+        else:
+            target = str(ro / "x.duckdb")
+        res = run_cli("sync", "--base-url", gateway.base_url, "--db", target)
+        one_line_error(res, "writable")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_db_path_that_is_a_directory(gateway: SimGateway, tmp_path: Path) -> None:
+    one_line_error(run_cli("sync", "--base-url", gateway.base_url, "--db", str(tmp_path)),
+                   "is a directory")
+
+
+def test_strict_and_all_failed_exit_codes(gateway: SimGateway, db_path: str) -> None:
+    gateway.faults = [Fault("status", provider="gemini", status=400, times=-1)]
+    base = ["sync", "--base-url", gateway.base_url, "--db", db_path, "-q"]
+    assert run_cli(*base).returncode == 0
+    assert run_cli(*base, "--strict").returncode == 1
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--providers",
+                  "gemini")
+    assert res.returncode == 1 and "gemini failed" in res.stderr
+
+
+def test_report_json_and_html(gateway: SimGateway, db_path: str, tmp_path: Path) -> None:
+    sync(settings_for(gateway, db_path))
+    res = run_cli("report", "--db", db_path, "--format", "json")
+    data = json.loads(res.stdout)
+    assert set(data) == {"summary", "durations", "top_errors", "cache", "overdue"}
+    total = sum(len(gateway.truth(p)) for p in gateway.providers)
+    assert sum(r["batches"] for r in data["summary"]) == total
+    res = run_cli("report", "--db", db_path, "--provider", "openai", "--format", "json")
+    assert [r["provider"] for r in json.loads(res.stdout)["summary"]] == ["openai"]
+    page = tmp_path / "report.html"
+    res = run_cli("report", "--db", db_path, "--html", str(page))
+    assert res.returncode == 0
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.h2: list[str] = []
+            self.tags: list[str] = []
+            self._in_h2 = False
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            self.tags.append(tag)
+            self._in_h2 = tag == "h2"
+
+        def handle_data(self, data: str) -> None:
+            if self._in_h2:
+                self.h2.append(data)
+                self._in_h2 = False
+
+    p = Collect()
+    text = page.read_text()
+    p.feed(text)
+    assert "Summary" in p.h2 and "Overdue" in p.h2 and "svg" in p.tags
+    assert "<script" not in text and "http://" not in text.replace("http://www.w3.org", "")
+    assert text.count("<rect") > len(gateway.providers)
+
+
+def test_stuck_exits_2_when_batches_are_overdue(gateway: SimGateway, db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    overdue = rows(db_path, "SELECT count(*) FROM v_overdue")[0][0]
+    assert overdue > 0
+    res = run_cli("stuck", "--db", db_path, "--format", "json")
+    assert res.returncode == 2
+    assert len(json.loads(res.stdout)) == overdue
+    res = run_cli("stuck", "--db", db_path, "--provider", "nobody")
+    assert res.returncode == 0 and "no stuck batches" in res.stderr
+
+
+def test_schema_docs_are_generated_and_current() -> None:
+    res = run_cli("schema")
+    assert res.returncode == 0
+    assert (ROOT / "docs" / "schema.md").read_text() == res.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_gateway_command_serves_until_terminated() -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "batchlake", "gateway", "--port", str(port),
+                             "--batches", "50"], cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/batches",
+                              params={"provider": "openai"})
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert r.status_code == 200 and r.json()["data"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
