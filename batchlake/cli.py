@@ -423,8 +423,10 @@ def serve(
 def main() -> None:
     """Entry point: expected errors become one line and an exit code."""
     # The CLI prints its own summary; library logs show only real errors unless asked.
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("batchlake").setLevel(os.environ.get("BATCHLAKE_LOG_LEVEL", "ERROR"))
+    level = os.environ.get("BATCHLAKE_LOG_LEVEL", "").upper()
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s",
+                        level=level or logging.WARNING)
+    logging.getLogger("batchlake").setLevel(level or logging.ERROR)
     try:
         rv = app(standalone_mode=False)
     except BatchlakeError as e:
