@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,6 @@ from batchlake.errors import BatchlakeError, GatewayBadResponse, GatewayError, G
 from batchlake.settings import Settings
 from gateway import GatewayClient, ListingReport
 from transforms import flatten_objects
-from transforms.flatten import reject_payload
 from transforms.redact import scrub_text
 from warehouse import ChunkCounts, Warehouse
 
@@ -86,7 +85,7 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-def _prefetch(source: Iterator[T], depth: int, stop: threading.Event) -> Iterator[T]:
+def _prefetch(source: Iterator[T], depth: int, stop: threading.Event) -> Generator[T]:
     """Run ``source`` on a thread, ``depth`` items ahead, so I/O overlaps our CPU work."""
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
 

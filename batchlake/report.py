@@ -10,9 +10,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import query_frame
-
 from batchlake.errors import ConfigError
+from warehouse.db import query_frame
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -26,8 +25,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2).lower()])
 
 
-def _filters(since: timedelta | None, provider: str | None, alias: str = "") -> tuple[str, list[Any]]:
-    where, params = [], []
+def _filters(since: timedelta | None, provider: str | None, alias: str = ""
+             ) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
     a = f"{alias}." if alias else ""
     if since is not None:
         where.append(f"{a}created_at >= ?")
@@ -41,7 +42,7 @@ def _filters(since: timedelta | None, provider: str | None, alias: str = "") -> 
 def status_by_provider(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
                        provider: str | None = None) -> pl.DataFrame:
     w, p = _filters(since, provider)
-    return query_frame(con, 
+    return query_frame(con,
         f"SELECT provider, status_norm, count(*) AS batches FROM batches{w} "
         "GROUP BY ALL ORDER BY provider, batches DESC", p)
 
@@ -49,7 +50,7 @@ def status_by_provider(con: duckdb.DuckDBPyConnection, since: timedelta | None =
 def summary(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
             provider: str | None = None) -> pl.DataFrame:
     w, p = _filters(since, provider)
-    return query_frame(con, 
+    return query_frame(con,
         "SELECT provider, count(*) AS batches, "
         "count(*) FILTER (WHERE status_norm = 'completed') AS completed, "
         "count(*) FILTER (WHERE status_norm = 'failed') AS failed, "
@@ -58,14 +59,15 @@ def summary(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
         "sum(request_total) AS requests, "
         "round(sum(request_completed) / nullif(sum(request_completed) + sum(request_failed), 0), 4)"
         " AS success_rate, "
-        "round(count(*) FILTER (WHERE cache_hit) / nullif(count(cache_hit), 0), 4) AS cache_hit_rate "
+        "round(count(*) FILTER (WHERE cache_hit) / nullif(count(cache_hit), 0), 4) "
+        "AS cache_hit_rate "
         f"FROM batches{w} GROUP BY provider ORDER BY provider", p)
 
 
 def durations(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
               provider: str | None = None) -> pl.DataFrame:
     w, p = _filters(since, provider)
-    return query_frame(con, 
+    return query_frame(con,
         "SELECT provider, count(total_s) AS finished, "
         "round(quantile_cont(queue_s, 0.5)) AS queue_p50_s, "
         "round(quantile_cont(processing_s, 0.5)) AS processing_p50_s, "
@@ -78,7 +80,7 @@ def durations(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
 def top_errors(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
                provider: str | None = None, limit: int = 10) -> pl.DataFrame:
     w, p = _filters(since, provider, "b")
-    return query_frame(con, 
+    return query_frame(con,
         "SELECT e.provider, coalesce(e.code, '(none)') AS code, count(*) AS errors, "
         "count(DISTINCT e.batch_id) AS batches, mode(e.message) AS top_message "
         "FROM batch_errors e JOIN batches b USING (provider, batch_id)"
@@ -89,7 +91,7 @@ def cache(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
           provider: str | None = None) -> pl.DataFrame:
     w, p = _filters(since, provider)
     w = w + (" AND " if w else " WHERE ") + "cache_hit IS NOT NULL"
-    return query_frame(con, 
+    return query_frame(con,
         "SELECT provider, CASE WHEN cache_hit THEN coalesce(cache_hit_type, '(unknown)') "
         "ELSE 'miss' END AS hit_type, count(*) AS batches, "
         "coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS tokens_from_cache "
@@ -107,7 +109,7 @@ def overdue(con: duckdb.DuckDBPyConnection, provider: str | None = None,
     if provider:
         cond += " AND provider = ?"
         params.append(provider)
-    return query_frame(con, 
+    return query_frame(con,
         "SELECT provider, batch_id, status_norm AS status, model_requested AS model, "
         "least(deadline_at, expires_at) AS due_at, "
         "greatest(date_diff('second', least(deadline_at, expires_at), now()), 0) AS late_s, "

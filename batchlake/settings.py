@@ -123,6 +123,14 @@ def from_env(**overrides: object) -> Settings:
     if key or user:
         values["auth"] = Auth(api_key=key or None, header_name=header or None,
                               basic_user=user, basic_password=pw)
+    for name, var, cast in (("max_retries", "BATCHLAKE_MAX_RETRIES", int),
+                            ("backoff_base_s", "BATCHLAKE_BACKOFF_BASE_S", float),
+                            ("timeout_s", "BATCHLAKE_TIMEOUT_S", float)):
+        if env.get(var):
+            try:
+                values[name] = cast(env[var])
+            except ValueError:
+                raise ConfigError(f"{var}={env[var]!r} is not a number") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     url_auth = None
     if "base_url" in values:

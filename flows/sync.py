@@ -65,19 +65,28 @@ def _settings(db_path: str, base_url: str | None, providers: list[str] | None) -
     return s
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE,
+@task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
       task_run_name="sync-{provider}")
 def sync_provider_task(run_id: str, provider: str, batch_ids: list[str] | None = None
                        ) -> dict[str, Any]:
     """List + fetch + transform + load one provider (streamed in chunks)."""
+    failure = _run_provider(run_id, provider, batch_ids)
+    if failure is not None:
+        # Raised here, outside the frames that hold the DB connection: Prefect keeps the
+        # exception (and its traceback) in the task state.
+        raise ProviderFailed(failure)
+    return _RESULTS[run_id][provider].as_row()
+
+
+def _run_provider(run_id: str, provider: str, batch_ids: list[str] | None) -> str | None:
     ctx = _CONTEXTS[run_id]
     try:
-        result = sync_provider(ctx, provider, batch_ids=batch_ids, raise_errors=True)
-    except ProviderFailed:
+        _RESULTS[run_id][provider] = sync_provider(ctx, provider, batch_ids=batch_ids,
+                                                   raise_errors=True)
+    except ProviderFailed as e:
         _RESULTS[run_id][provider] = _last_result(ctx, provider)
-        raise
-    _RESULTS[run_id][provider] = result
-    return result.as_row()
+        return str(e)
+    return None
 
 
 def _last_result(ctx: RunContext, provider: str) -> ProviderResult:
@@ -90,7 +99,7 @@ def _last_result(ctx: RunContext, provider: str) -> ProviderResult:
     return r
 
 
-@flow(name="sync-batches", task_runner=ThreadPoolTaskRunner(max_workers=8),
+@flow(name="sync-batches", task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
       validate_parameters=True)
 def sync_batches(
     providers: list[str] | None = None,

@@ -179,10 +179,7 @@ class SimGateway:
                     while start < len(vis) and vis[start].id != after:
                         start += 1
                     start += 1
-        if bedrock:
-            seg = [p for p in vis if p.key == key]
-        else:
-            seg = vis
+        seg = [p for p in vis if p.key == key] if bedrock else vis
         page = seg[start:start + limit]
         if start > 0 and self._take_fault(provider, "list", {"dup_ids"}) is not None:
             page = seg[max(0, start - 3):start] + page[: max(0, limit - 3)]
@@ -373,7 +370,7 @@ class SimGateway:
     def base_url(self) -> str:
         assert self._server is not None, "gateway not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         self._server = ThreadingHTTPServer((host, port), self.handler_class())

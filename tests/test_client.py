@@ -52,19 +52,18 @@ def test_ids_with_slashes_and_colons_are_percent_encoded(gateway: SimGateway, pr
 
 
 def test_bifrost_error_message_becomes_the_exception_message(gateway: SimGateway) -> None:
-    with client(gateway) as c:
-        with pytest.raises(GatewayBadRequest, match="provider query parameter is required"):
-            c.get_json("/v1/batches", {})
-        with pytest.raises(GatewayNotFound, match="batch nope not found"):
-            c.retrieve_batch("openai", "nope")
+    with client(gateway) as c, pytest.raises(GatewayBadRequest,
+                                             match="provider query parameter is required"):
+        c.get_json("/v1/batches", {})
+    with client(gateway) as c, pytest.raises(GatewayNotFound, match="batch nope not found"):
+        c.retrieve_batch("openai", "nope")
 
 
 def test_wrong_key_is_an_auth_error_not_retried(make_gateway: Any) -> None:
     gw = make_gateway(20, api_key="sk-bf-right")
-    with GatewayClient(Settings(base_url=gw.base_url, auth=Auth(api_key="sk-bf-wrong"),
-                                **FAST)) as c:
-        with pytest.raises(GatewayAuthError, match="Invalid API key") as ei:
-            c.get_json("/v1/batches", {"provider": "openai"})
+    s = Settings(base_url=gw.base_url, auth=Auth(api_key="sk-bf-wrong"), **FAST)
+    with GatewayClient(s) as c, pytest.raises(GatewayAuthError, match="Invalid API key") as ei:
+        c.get_json("/v1/batches", {"provider": "openai"})
     assert "sk-bf-wrong" not in str(ei.value)
     assert gw.requests[("list", "openai")] == 1
 
@@ -83,9 +82,9 @@ def test_every_auth_style_is_accepted(make_gateway: Any, auth: Auth) -> None:
 
 def test_unreachable_url_fails_fast_with_one_line() -> None:
     start = time.monotonic()
-    with GatewayClient(Settings(base_url="http://127.0.0.1:9", **FAST)) as c:
-        with pytest.raises(GatewayUnreachable, match="cannot reach the gateway") as ei:
-            c.get_json("/v1/batches", {"provider": "openai"})
+    with GatewayClient(Settings(base_url="http://127.0.0.1:9", **FAST)) as c, \
+            pytest.raises(GatewayUnreachable, match="cannot reach the gateway") as ei:
+        c.get_json("/v1/batches", {"provider": "openai"})
     assert time.monotonic() - start < 2
     assert "\n" not in str(ei.value)
 
@@ -118,9 +117,8 @@ def test_parse_retry_after_forms() -> None:
 
 def test_retries_are_capped(gateway: SimGateway) -> None:
     gateway.faults = [Fault("status", status=503, times=-1)]
-    with client(gateway, max_retries=3) as c:
-        with pytest.raises(GatewayServerError, match="503"):
-            c.get_json("/v1/batches", {"provider": "openai"})
+    with client(gateway, max_retries=3) as c, pytest.raises(GatewayServerError, match="503"):
+        c.get_json("/v1/batches", {"provider": "openai"})
     assert gateway.requests[("list", "openai")] == 4
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -46,10 +47,11 @@ def window_seconds_expr() -> pl.Expr:
     )
     n = m.struct.field("1").cast(pl.Int64, strict=False)
     unit = m.struct.field("2")
-    mult = pl.when(unit == "").then(1)
+    mult: Any = pl.when(unit == "").then(1)
     for u, secs in _UNITS.items():
         mult = mult.when(unit == u).then(secs)
-    return n * mult.otherwise(None)
+    seconds: pl.Expr = n * mult.otherwise(None)
+    return seconds
 
 
 def _seconds_between(a: str, b: pl.Expr) -> pl.Expr:

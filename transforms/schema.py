@@ -10,7 +10,7 @@ schema evolves without losing data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import polars as pl
 
@@ -158,7 +158,8 @@ _EXTRA_FIELDS = (
     _c("chunk_index", "int", "extra_fields.chunk_index.", "extra_fields", "chunk_index",
        tracked=False),
     *(
-        _c(f"cache_{n}" if not n.startswith("cache_") else n, k, f"extra_fields.cache_debug.{n}.",
+        _c(f"cache_{n}" if not n.startswith("cache_") else n, cast(Kind, k),
+           f"extra_fields.cache_debug.{n}.",
            "extra_fields", "cache_debug", n, tracked=False,
            snapshot=n in ("cache_hit", "hit_type", "similarity", "threshold"))
         for n, k in (

@@ -21,7 +21,8 @@ _PID = re.compile(r"PID (\d+)")
 
 def _check_path(db_path: str) -> None:
     if db_path.startswith("md:"):
-        if not (os.environ.get("motherduck_token") or os.environ.get("MOTHERDUCK_TOKEN")):
+        # MotherDuck's own docs spell it in lower case; accept both.
+        if not any(os.environ.get(v) for v in ("MOTHERDUCK_TOKEN", "motherduck_token")):
             raise ConfigError(
                 f"{db_path} is a MotherDuck database but no token is set; "
                 "export MOTHERDUCK_TOKEN=… (from app.motherduck.com) or use a local file path")
@@ -132,4 +133,5 @@ def query_frame(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | N
 
     DuckDB 2.0: results of ``execute`` must be consumed before the next statement, and
     relations have no ``fetchone``; ``sql(...).pl()`` does both right."""
-    return con.sql(text, params=params or None).pl()
+    df: pl.DataFrame = con.sql(text, params=params or None).pl()
+    return df

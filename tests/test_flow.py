@@ -1,0 +1,78 @@
+"""The Prefect flow for real: a temporary Prefect server (started once), real flow runs,
+artifacts, and no secret in parameters or artifacts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from simulator import Fault, SimGateway
+from tests.conftest import rows
+from tests.test_pipeline import assert_matches_truth
+
+pytestmark = pytest.mark.prefect
+CANARY = "sk-bf-FLOW-CANARY-31337"
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _read_artifacts(flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return list(client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))))
+
+
+def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, db_path: str,
+                                                          monkeypatch: Any) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.sync import sync_batches
+
+    gw = SimGateway(300, seed=12, api_key=CANARY)
+    gw.faults = [Fault("status", provider="gemini", status=503, times=-1)]
+    gw.start()
+    monkeypatch.setenv("BIFROST_API_KEY", CANARY)
+    monkeypatch.setenv("BATCHLAKE_MAX_RETRIES", "1")
+    monkeypatch.setenv("BATCHLAKE_BACKOFF_BASE_S", "0.01")
+    try:
+        state = sync_batches(db_path=db_path, base_url=gw.base_url, return_state=True)
+        out = state.result()
+        assert {r["provider"]: r["status"] for r in out["results"]} == {
+            "openai": "ok", "anthropic": "ok", "gemini": "failed", "bedrock": "ok",
+            "azure": "ok"}
+        gemini = [p for p in gw.providers if p != "gemini"]
+        gw.providers = tuple(gemini)  # the truth to compare: all but the failed provider
+        assert_matches_truth(gw, db_path)
+        assert rows(db_path, "SELECT status FROM sync_runs WHERE provider = 'gemini'") == [
+            ("failed",)]
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(state.state_details.flow_run_id)
+            tasks = client.read_task_runs()
+        assert CANARY not in repr(run.parameters)
+        assert len([t for t in tasks if t.flow_run_id == run.id]) >= 5  # one per provider
+        arts = _read_artifacts(run.id)
+        keys = {a.key for a in arts}
+        assert {"batchlake-sync-summary", "batchlake-overdue"} <= keys
+        summary = next(a for a in arts if a.key == "batchlake-sync-summary")
+        assert "| openai | ok |" in str(summary.data) and "| gemini | failed |" in str(
+            summary.data)
+        assert all(CANARY not in str(a.data) for a in arts)
+        # re-running the flow changes nothing
+        gw.faults = []
+        out2 = sync_batches(db_path=db_path, base_url=gw.base_url, providers=gemini)
+        assert sum(r["inserted"] + r["updated"] for r in out2["results"]) == 0
+    finally:
+        gw.stop()
+        os.environ.pop("BIFROST_API_KEY", None)
