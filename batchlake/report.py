@@ -56,7 +56,7 @@ def summary(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
         "count(*) FILTER (WHERE status_norm = 'failed') AS failed, "
         "count(*) FILTER (WHERE status_norm IN ('expired', 'cancelled')) AS expired_or_cancelled, "
         "count(*) FILTER (WHERE NOT is_terminal) AS in_flight, "
-        "sum(request_total) AS requests, "
+        "CAST(sum(request_total) AS BIGINT) AS requests, "
         "round(sum(request_completed) / nullif(sum(request_completed) + sum(request_failed), 0), 4)"
         " AS success_rate, "
         "round(count(*) FILTER (WHERE cache_hit) / nullif(count(cache_hit), 0), 4) "
@@ -94,7 +94,8 @@ def cache(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
     return query_frame(con,
         "SELECT provider, CASE WHEN cache_hit THEN coalesce(cache_hit_type, '(unknown)') "
         "ELSE 'miss' END AS hit_type, count(*) AS batches, "
-        "coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS tokens_from_cache "
+        "CAST(coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS BIGINT) "
+        "AS tokens_from_cache "
         f"FROM batches{w} GROUP BY ALL ORDER BY provider, hit_type", p)
 
 

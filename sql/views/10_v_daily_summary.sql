@@ -11,9 +11,9 @@ SELECT
     count(*) FILTER (WHERE status_norm = 'expired') AS expired,
     count(*) FILTER (WHERE status_norm = 'cancelled') AS cancelled,
     count(*) FILTER (WHERE NOT is_terminal) AS in_flight,
-    sum(request_total) AS requests_total,
-    sum(request_completed) AS requests_completed,
-    sum(request_failed) AS requests_failed,
+    CAST(sum(request_total) AS BIGINT) AS requests_total,
+    CAST(sum(request_completed) AS BIGINT) AS requests_completed,
+    CAST(sum(request_failed) AS BIGINT) AS requests_failed,
     round(sum(request_completed) / nullif(sum(request_completed) + sum(request_failed), 0), 4)
         AS success_rate
 FROM batches

@@ -7,7 +7,8 @@ SELECT
     count(*) AS batches,
     count(*) FILTER (WHERE cache_hit) AS hits,
     round(count(*) FILTER (WHERE cache_hit) / count(*), 4) AS hit_rate,
-    coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS input_tokens_from_cache
+    CAST(coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS BIGINT)
+        AS input_tokens_from_cache
 FROM batches
 WHERE cache_hit IS NOT NULL
 GROUP BY ALL;
