@@ -258,6 +258,8 @@ def gateway(
         help="Advance the clock this many seconds at each listing's first page.")] = 0,
     future_share: Annotated[float, typer.Option(
         help="Share of batches created later, arriving as the clock advances.")] = 0.1,
+    providers: Annotated[str | None, typer.Option(
+        help="Providers to simulate (default: openai,anthropic,gemini,bedrock,azure).")] = None,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -266,7 +268,7 @@ def gateway(
     from simulator import SimGateway
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
-                    future_share=future_share)
+                    future_share=future_share, providers=parse_providers(providers))
     err.print(f"simulated gateway on http://127.0.0.1:{port} ({batches} batches)")
     try:
         gw.serve_forever(port=port)

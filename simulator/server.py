@@ -102,10 +102,10 @@ class SimGateway:
         self.by_provider: dict[str, list[Plan]] = {p: [] for p in providers}
         for pl in all_plans:
             self.by_provider.setdefault(pl.provider, []).append(pl)
-        for lst in self.by_provider.values():
-            lst.sort(key=lambda x: (-x.created_at, x.id))
-        self._index = {p: {pl.id: i for i, pl in enumerate(lst)}
-                       for p, lst in self.by_provider.items()}
+        self._index: dict[str, dict[str, int]] = {}
+        self._segments: dict[str, dict[int, tuple[list[Plan], list[int], dict[str, int]]]] = {}
+        for prov in self.by_provider:
+            self._reindex(prov)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -120,15 +120,27 @@ class SimGateway:
     def add_plan(self, plan: Plan) -> None:
         lst = self.by_provider.setdefault(plan.provider, [])
         lst.append(plan)
+        self._reindex(plan.provider)
+
+    def _reindex(self, provider: str) -> None:
+        """Sort newest first and cut each provider into segments (Bedrock: one per key).
+
+        Kept precomputed so a list request costs O(page), not O(population)."""
+        lst = self.by_provider[provider]
         lst.sort(key=lambda x: (-x.created_at, x.id))
-        self._index[plan.provider] = {pl.id: i for i, pl in enumerate(lst)}
+        self._index[provider] = {pl.id: i for i, pl in enumerate(lst)}
+        segs: dict[int, list[Plan]] = {}
+        for pl in lst:
+            segs.setdefault(pl.key if provider == "bedrock" else 0, []).append(pl)
+        self._segments[provider] = {
+            k: (v, [-p.created_at for p in v], {p.id: i for i, p in enumerate(v)})
+            for k, v in segs.items()}
 
     def visible(self, provider: str) -> list[Plan]:
         """Batches that exist at the current clock, newest first."""
         lst = self.by_provider.get(provider, [])
         keys = [-p.created_at for p in lst]
-        start = bisect.bisect_left(keys, -self.now)
-        return lst[start:]
+        return lst[bisect.bisect_left(keys, -self.now):]
 
     def truth(self, provider: str) -> list[dict[str, Any]]:
         """What a perfect sync stores for ``provider`` now (list rendering)."""
@@ -163,29 +175,27 @@ class SimGateway:
 
     # -- HTTP ------------------------------------------------------------------------------
     def list_page(self, provider: str, limit: int, after: str | None) -> bytes:
-        vis = self.visible(provider)
         key = 0
-        start = 0
+        start = 0  # position within the visible part of the segment
         bedrock = provider == "bedrock"
-        if after:
-            cur = _decode_cursor(after)
-            if cur is not None:
-                key, start = cur
-            elif not bedrock:  # Bedrock ignores `after`: naive paging loops on page 1
-                pos = self._index[provider].get(after)
-                if pos is not None:
-                    start = bisect.bisect_left(
-                        [-p.created_at for p in vis], -self.by_provider[provider][pos].created_at)
-                    while start < len(vis) and vis[start].id != after:
-                        start += 1
-                    start += 1
-        seg = [p for p in vis if p.key == key] if bedrock else vis
-        page = seg[start:start + limit]
+        cur = _decode_cursor(after) if after else None
+        if cur is not None:
+            key, start = cur
+        segments = self._segments.get(provider, {})
+        plans, neg_created, index = segments.get(key, ([], [], {}))
+        first_visible = bisect.bisect_left(neg_created, -self.now)
+        if after and cur is None and not bedrock:  # Bedrock ignores `after`: naive paging loops
+            pos = index.get(after)
+            if pos is not None:
+                start = pos - first_visible + 1
+        lo = first_visible + start
+        page = plans[lo:lo + limit]
+        total_visible = len(plans) - first_visible
         if start > 0 and self._take_fault(provider, "list", {"dup_ids"}) is not None:
-            page = seg[max(0, start - 3):start] + page[: max(0, limit - 3)]
-        more = start + limit < len(seg)
+            page = plans[max(first_visible, lo - 3):lo] + page[: max(0, limit - 3)]
+        more = start + limit < total_visible
         nxt: str | None = _encode_cursor(key, start + limit) if more else None
-        if bedrock and not more and key == 0 and any(p.key == 1 for p in vis):
+        if bedrock and not more and key == 0 and 1 in segments:
             more, nxt = True, _encode_cursor(1, 0)  # next key: an empty page says so
         cursor_needed = bedrock or provider == "gemini"
         if self._take_fault(provider, "list", {"empty_page"}) is not None:
@@ -223,6 +233,9 @@ class SimGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the client's delayed ACK
+            # stalls every response by ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
