@@ -8,12 +8,13 @@ listing no longer shows by id, then advance the watermark.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -125,12 +126,18 @@ def _oldest_created(objects: list[Any]) -> int | None:
 
 
 class _Chunker:
-    """Collects objects and loads them chunk by chunk."""
+    """Collects objects and loads them chunk by chunk.
+
+    Flattening (Python, holds the GIL) runs here while the previous chunk's merge runs on the
+    warehouse's loader thread (DuckDB releases the GIL): the two cores work at once."""
+
+    MAX_PENDING = 2  # chunks flattened but not yet merged: bounds memory
 
     def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
         self.ctx, self.provider, self.result = ctx, provider, result
         self.buffer: list[Any] = []
         self.newest: int | None = None
+        self.pending: list[Future[ChunkCounts]] = []
 
     def add(self, objects: list[Any]) -> None:
         self.buffer.extend(objects)
@@ -146,10 +153,24 @@ class _Chunker:
                                store_raw=ctx.settings.store_raw)
         if flat.newest_created_at is not None:
             self.newest = max(self.newest or 0, flat.newest_created_at)
-        counts = ctx.warehouse.load_chunk(flat, run_id=ctx.run_id, observed_at=ctx.started_at)
-        self.result.counts.add(counts)
         if flat.duplicates:
             self.result.warnings.append(f"{flat.duplicates} duplicate ids in one chunk")
+        while len(self.pending) >= self.MAX_PENDING:
+            self.result.counts.add(self.pending.pop(0).result())
+        self.pending.append(ctx.warehouse.load_chunk_async(
+            flat, run_id=ctx.run_id, observed_at=ctx.started_at))
+
+    def drain(self) -> None:
+        """Flush and wait until every chunk is committed (or raise its error)."""
+        self.flush()
+        try:
+            while self.pending:
+                self.result.counts.add(self.pending.pop(0).result())
+        finally:
+            for f in self.pending:  # after a failure: let the others finish, keep their counts
+                with contextlib.suppress(Exception):
+                    self.result.counts.add(f.result())
+            self.pending.clear()
 
 
 def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None = None,
@@ -166,7 +187,7 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
             _fetch_by_id(ctx, provider, batch_ids, chunker, result, strict=True)
         else:
             finished = _list(ctx, provider, watermark, chunker, result)
-            chunker.flush()
+            chunker.drain()
             stale = wh.stale_open_batches(provider, ctx.run_id)
             if stale:
                 _fetch_by_id(ctx, provider, stale, chunker, result, strict=False)
@@ -174,11 +195,13 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
             if finished and chunker.newest is not None:
                 wh.advance_watermark(provider, datetime.fromtimestamp(chunker.newest, UTC),
                                      ctx.run_id, datetime.now(UTC))
-        chunker.flush()
+        chunker.drain()
         result.status = "ok"
     except BatchlakeError as e:
+        _drain_quietly(chunker)
         result.status, result.error = "failed", _one_line(str(e), settings)
     except Exception as e:  # unexpected: keep the other providers going, say what it was
+        _drain_quietly(chunker)
         ctx.logger.debug("provider %s crashed", provider, exc_info=True)
         result.status = "failed"
         result.error = _one_line(f"{type(e).__name__}: {e}", settings)
@@ -193,6 +216,13 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     if result.status != "ok" and raise_errors:
         raise ProviderFailed(f"{provider}: {result.error}")
     return result
+
+
+def _drain_quietly(chunker: _Chunker) -> None:
+    """After a failure: what was already flattened still commits (it is valid data)."""
+    with contextlib.suppress(Exception):
+        chunker.buffer.clear()
+        chunker.drain()
 
 
 class ProviderFailed(BatchlakeError):
@@ -231,7 +261,7 @@ def _list(ctx: RunContext, provider: str, watermark: datetime | None, chunker: _
                 reached_watermark = True
                 break
     except GatewayBadResponse as e:
-        chunker.flush()
+        chunker.drain()
         ctx.warehouse.add_rejects([{
             "provider": provider, "batch_id": None,
             "reason": f"page {report.pages + 1} unreadable: {e}",

@@ -41,25 +41,25 @@ BATCHLAKE = RUSAGE + """
 from batchlake.pipeline import sync
 from batchlake.settings import Settings
 rep = sync(Settings(base_url=sys.argv[1], db_path=sys.argv[2], providers=('openai',),
-                    page_limit=%d))
+                    page_limit=PAGE))
 r = rep.results[0]
 assert r.status == 'ok', r.error
 report(r.counts.inserted)
-""" % PAGE
+""".replace("PAGE", str(PAGE))
 
 FETCH_HTTPX = RUSAGE + """
 import httpx, orjson
 n, after = 0, None
 with httpx.Client(base_url=sys.argv[1]) as c:
     while True:
-        params = {'provider': 'openai', 'limit': %d}
+        params = {'provider': 'openai', 'limit': PAGE}
         if after: params['after'] = after
         body = orjson.loads(c.get('/v1/batches', params=params).content)
         n += len(body['data'])
         if not body.get('has_more'): break
         after = body['last_id']
 report(n)
-""" % PAGE
+""".replace("PAGE", str(PAGE))
 
 FETCH_STDLIB = RUSAGE + """
 import http.client, urllib.parse, re
@@ -68,14 +68,14 @@ conn = http.client.HTTPConnection(u.hostname, u.port)
 n, after = 0, None
 last = re.compile(rb'"last_id":"([^"]+)"')
 while True:
-    q = 'provider=openai&limit=%d' + ('&after=' + urllib.parse.quote(after) if after else '')
+    q = 'provider=openai&limit=PAGE' + ('&after=' + urllib.parse.quote(after) if after else '')
     conn.request('GET', '/v1/batches?' + q)
     body = conn.getresponse().read()
     n += body.count(b'"request_counts"')
     if b'"has_more":true' not in body: break
     after = last.search(body).group(1).decode()
 report(n)
-""" % PAGE
+""".replace("PAGE", str(PAGE))
 
 DLT = RUSAGE + """
 import dlt
@@ -85,7 +85,7 @@ source = rest_api_source({
                'paginator': {'type': 'cursor', 'cursor_path': 'last_id',
                              'cursor_param': 'after'}},
     'resources': [{'name': 'batches', 'endpoint': {
-        'path': 'batches', 'params': {'provider': 'openai', 'limit': %d},
+        'path': 'batches', 'params': {'provider': 'openai', 'limit': PAGE},
         'data_selector': 'data'}, 'primary_key': 'id', 'write_disposition': 'merge'}],
 })
 pipe = dlt.pipeline(pipeline_name='bench', destination=dlt.destinations.duckdb(sys.argv[2]),
@@ -95,7 +95,7 @@ import duckdb
 con = duckdb.connect(sys.argv[2])
 n = con.execute('select count(*) from bench.batches').fetchall()[0][0]
 report(n)
-""" % PAGE
+""".replace("PAGE", str(PAGE))
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ from transforms.schema import (
     ALWAYS_SENT_COUNTS,
     BATCH_ERRORS,
     BATCH_METADATA,
+    COUNT_FIELDS,
     SOURCED_BATCH_COLUMNS,
     STAGED_BATCH_COLUMNS,
     Column,
@@ -234,6 +235,143 @@ def reject_payload(obj: Any) -> str:
         return repr(obj)[:10_000]
 
 
+def _errors(bid: str, errs: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """errors.data as child rows plus its canonical JSON."""
+    data = errs.get("data")
+    rows: list[dict[str, Any]] = []
+    if data is None:
+        return rows, None
+    if type(data) is not list:
+        raise Reject(f"errors.data: expected an array, got {_type_name(data)}")
+    for i, e in enumerate(data):
+        e = _as_object(f"errors.data[{i}]", e)
+        er: dict[str, Any] = {"batch_id": bid, "idx": i}
+        for name, kind in _ERROR_FIELDS:
+            er[name] = _check(f"errors.data[{i}].{name}", kind, e.get(name))
+        rows.append(er)
+    if not rows:
+        return rows, None
+    return rows, orjson.dumps([{k: v for k, v in er.items() if k not in ("batch_id", "idx")}
+                               for er in rows], option=_JSON_OPTS).decode()
+
+
+_LO, _HI = INT64_MIN, INT64_MAX
+_EMPTY: dict[str, Any] = {}
+
+
+def _bad(values: list[Any], kind: str) -> list[int]:
+    """Indices whose value the fast path cannot take as is (the slow path decides)."""
+    if kind == "str":
+        return [i for i, v in enumerate(values) if v is not None and type(v) is not str]
+    if kind == "int":
+        return [i for i, v in enumerate(values)
+                if v is not None and (type(v) is not int or not _LO <= v <= _HI)]
+    if kind == "ts":  # 0, negatives, milliseconds and ISO text: all for the slow path
+        return [i for i, v in enumerate(values)
+                if v is not None and (type(v) is not int or v <= 0 or v > MAX_UNIX_SECONDS)]
+    if kind == "float":
+        return [i for i, v in enumerate(values)
+                if v is not None and type(v) is not float and type(v) is not int]
+    if kind == "bool":
+        return [i for i, v in enumerate(values) if v is not None and type(v) is not bool]
+    raise ValueError(kind)
+
+
+def _objects_column(values: list[Any], suspect: set[int]) -> list[dict[str, Any]]:
+    """A column of nested objects; anything else but null is suspect, read as {}."""
+    out = []
+    for i, v in enumerate(values):
+        if type(v) is dict:
+            out.append(v)
+        else:
+            if v is not None:
+                suspect.add(i)
+            out.append(_EMPTY)
+    return out
+
+
+def _fast_columns(objs: list[Any], store_raw: bool
+                  ) -> tuple[dict[str, list[Any]], set[int]]:
+    """Extract every column at C speed (list comprehensions), and flag the objects that
+    need the careful per-object path: wrong types, edge values, missing required fields."""
+    suspect = {i for i, o in enumerate(objs) if type(o) is not dict}
+    dicts = [o if type(o) is dict else _EMPTY for o in objs]
+    cols: dict[str, list[Any]] = {}
+
+    def take(name: str, values: list[Any], kind: str) -> None:
+        cols[name] = values
+        suspect.update(_bad(values, kind))
+
+    for name, key in (("batch_id", "id"), ("status", "status")):
+        vals = [d.get(key) for d in dicts]
+        cols[name] = vals
+        suspect.update(i for i, v in enumerate(vals) if type(v) is not str or not v)
+    for name, key, kind in _TOP:
+        if name != "status":
+            take(name, [d.get(key) for d in dicts], kind)
+    raw_rcs = [d.get("request_counts") for d in dicts]
+    suspect.update(i for i, v in enumerate(raw_rcs) if v is None)
+    rcs = _objects_column(raw_rcs, suspect)
+    for name, key, kind in _COUNTS:
+        vals = [rc.get(key) for rc in rcs]
+        take(name, vals, kind)
+        if key in ALWAYS_SENT_COUNTS:
+            suspect.update(i for i, v in enumerate(vals) if v is None)
+    errs = _objects_column([d.get("errors") for d in dicts], suspect)
+    for name, key, kind in _ERRS:
+        take(name, [e.get(key) for e in errs], kind)
+    xfs = _objects_column([d.get("extra_fields") for d in dicts], suspect)
+    for name, key, kind in _XF:
+        vals = [x.get(key) for x in xfs]
+        if key in _XF_ALIASES:
+            alias = _XF_ALIASES[key]
+            vals = [v if v is not None else x.get(alias) for v, x in zip(vals, xfs, strict=True)]
+        take(name, vals, kind)
+    cds = _objects_column([x.get("cache_debug") for x in xfs], suspect)
+    for name, key, kind in _CACHE:
+        take(name, [c.get(key) for c in cds], kind)
+
+    # Per-object parts: errors, metadata, unknown fields, raw payloads.
+    n = len(objs)
+    cols["errors_count"] = [0] * n
+    cols["errors_json"] = [None] * n
+    cols["metadata"] = [None] * n
+    cols["extras"] = [None] * n
+    cols["raw_request"] = [None] * n
+    cols["raw_response"] = [None] * n
+    cols["_errors"] = [None] * n
+    for i in range(n):
+        if i in suspect:
+            continue
+        d, x = dicts[i], xfs[i]
+        try:
+            if errs[i]:
+                er, ej = _errors(cols["batch_id"][i], errs[i])
+                cols["_errors"][i], cols["errors_count"][i], cols["errors_json"][i] = \
+                    er, len(er), ej
+            meta = d.get("metadata")
+            if meta is not None:
+                if type(meta) is not dict or any(type(v) is not str for v in meta.values()):
+                    raise Reject("metadata")
+                if meta:
+                    cols["metadata"][i] = orjson.dumps(meta, option=_JSON_OPTS).decode()
+        except Reject:
+            suspect.add(i)
+            continue
+        unknown = d.keys() - _KNOWN_TOP
+        unknown_xf = x.keys() - _KNOWN_XF if x else ()
+        if unknown or unknown_xf:
+            extras = {k: d[k] for k in unknown}
+            extras.update({f"extra_fields.{k}": x[k] for k in unknown_xf})
+            cols["extras"][i] = orjson.dumps(redact(extras), option=_JSON_OPTS).decode()
+        if store_raw and x:
+            for key in ("raw_request", "raw_response"):
+                raw = x.get(key)
+                if raw is not None:
+                    cols[key][i] = orjson.dumps(redact(raw)).decode()
+    return cols, suspect
+
+
 def flatten_objects(
     objects: Iterable[Any],
     provider: str,
@@ -244,7 +382,8 @@ def flatten_objects(
     """Turn raw batch objects of one provider into typed frames plus rejects.
 
     Duplicates (same id twice in the input) keep the last occurrence, as the gateway's
-    latest word on that batch.
+    latest word on that batch. Most objects take a column-wise fast path; the few it flags
+    go through ``_row``, the exact per-object validator, which decides and gives the reason.
     """
     objs = list(objects)
     latest: dict[str, int] = {}
@@ -252,37 +391,46 @@ def flatten_objects(
         bid = o.get("id") if type(o) is dict else None
         if type(bid) is str and bid:
             latest[bid] = i
-    rows: list[dict[str, Any]] = []
-    error_rows: list[dict[str, Any]] = []
-    meta_rows: list[tuple[str, str, str]] = []
+    kept = []
+    for i, o in enumerate(objs):
+        bid = o.get("id") if type(o) is dict else None
+        if not (type(bid) is str and bid and latest[bid] != i):
+            kept.append(o)
+    duplicates = len(objs) - len(kept)
     rejects: list[dict[str, Any]] = []
-    duplicates = 0
     # Many small dicts: the cyclic GC would rescan them all on every generation-2 pass.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i, o in enumerate(objs):
-            bid = o.get("id") if type(o) is dict else None
-            if type(bid) is str and bid and latest[bid] != i:
-                duplicates += 1
-                continue
+        cols, suspect = _fast_columns(kept, store_raw)
+        rejected: set[int] = set()
+        for i in sorted(suspect):
+            o = kept[i]
             try:
-                row, errs, meta = _row(o, store_raw)
+                row, errs, _meta = _row(o, store_raw)
             except Reject as r:
-                rejects.append({
-                    "provider": provider,
-                    "batch_id": bid if type(bid) is str else None,
-                    "reason": str(r),
-                    "payload": reject_payload(o),
-                })
+                bid = o.get("id") if type(o) is dict else None
+                rejects.append({"provider": provider,
+                                "batch_id": bid if type(bid) is str else None,
+                                "reason": str(r), "payload": reject_payload(o)})
+                rejected.add(i)
+                for values in cols.values():
+                    values[i] = None
                 continue
-            rows.append(row)
-            error_rows.extend(errs)
-            meta_rows.extend((row["batch_id"], k, v) for k, v in meta.items())
+            for name, values in cols.items():
+                if name != "_errors":
+                    values[i] = row[name]
+            cols["_errors"][i] = errs
+        error_rows = [er for i, ers in enumerate(cols.pop("_errors"))
+                      if ers and i not in rejected for er in ers]
+        meta_rows = [(bid, k, v) for i, (bid, m) in enumerate(
+                     zip(cols["batch_id"], cols["metadata"], strict=True))
+                     if m is not None and i not in rejected
+                     for k, v in orjson.loads(m).items()]
     finally:
         if gc_was_enabled:
             gc.enable()
-    batches = _batches_frame(rows, provider, as_of)
+    batches = _batches_frame(cols, rejected, provider, as_of)
     created = batches.get_column("created_at")
     return FlatFrames(
         batches=batches,
@@ -313,13 +461,22 @@ _ROW_COLUMNS: list[tuple[str, pl.DataType]] = [
 _TS_COLUMNS = [c.name for c in SOURCED_BATCH_COLUMNS if c.kind == "ts"]
 
 
-def _batches_frame(rows: list[dict[str, Any]], provider: str, as_of: datetime) -> pl.DataFrame:
-    data = {
-        name: pl.Series(name, [r[name] for r in rows], dtype=dtype)
-        for name, dtype in _ROW_COLUMNS
-    }
-    df = pl.DataFrame(data).with_columns(
+_OPTIONAL_COUNTS = [f"request_{n}" for n in COUNT_FIELDS if n not in ALWAYS_SENT_COUNTS]
+
+
+def _batches_frame(cols: dict[str, list[Any]], rejected: set[int], provider: str,
+                   as_of: datetime) -> pl.DataFrame:
+    # Types were checked above, so polars may take its strict (fast) constructor; float
+    # columns may still hold JSON integers, which need the converting one.
+    data = {name: pl.Series(name, cols[name], dtype=dtype, strict=dtype != pl.Float64())
+            for name, dtype in _ROW_COLUMNS}
+    df = pl.DataFrame(data)
+    if rejected:
+        keep = [i not in rejected for i in range(df.height)]
+        df = df.filter(pl.Series(keep))
+    df = df.with_columns(
         pl.lit(provider, pl.String).alias("provider"),
+        *[pl.col(c).fill_null(0) for c in _OPTIONAL_COUNTS],  # Bifrost omits zeros
         *[
             (pl.col(t) * 1_000_000).cast(pl.Datetime("us", "UTC")).alias(t)
             for t in _TS_COLUMNS

@@ -241,9 +241,9 @@ _SNAP_RUN = (
 
 BATCH_SNAPSHOTS = Table(
     "batch_snapshots",
-    "One row per observed change of a batch: its history.",
+    "One row per observed change of a batch: its history. Append-only and unique on "
+    "(provider, batch_id, observed_at) by construction; no index, so appends stay cheap.",
     (*_IDENTITY, *_SNAP_RUN, *(c for c in BATCHES.columns if c.snapshot)),
-    ("provider", "batch_id", "observed_at"),
 )
 
 SYNC_RUNS = Table(

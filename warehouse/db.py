@@ -15,6 +15,8 @@ import sql
 from batchlake.errors import ConfigError, DatabaseError, DatabaseLocked
 from transforms.schema import TABLES, create_table_sql
 
+CHECKPOINT_THRESHOLD = "64MB"
+DEFAULT_MEMORY_LIMIT = "160MB"  # BATCHLAKE_DUCKDB_MEMORY overrides, e.g. 2GB on big machines
 _LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
 _PID = re.compile(r"PID (\d+)")
 
@@ -76,6 +78,13 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
             raise DatabaseError(f"cannot open {db_path}: {str(e).splitlines()[0][:200]}"
                                 ) from None
     con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        # Measured at 100k batches (bench/): a 64MB checkpoint threshold loads ~15% faster
+        # than the default 16MB, and a 160MB memory limit keeps peak RSS near 330MB (460MB
+        # unbounded) for ~10% of speed. DuckDB spills past the limit; it does not fail.
+        con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        limit = os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
+        con.execute(f"SET memory_limit = '{limit}'")
     return con
 
 

@@ -8,6 +8,7 @@ converges because every statement is an idempotent merge.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,9 +85,18 @@ class Warehouse:
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
         self.lock = threading.RLock()
         self.version = migrate(self.con)
+        # One loader thread: merges run while the caller flattens the next chunk.
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
 
     def close(self) -> None:
+        self._loader.shutdown(wait=True)
         self.con.close()
+
+    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
+                         ) -> Future[ChunkCounts]:
+        """``load_chunk`` on the loader thread."""
+        return self._loader.submit(self.load_chunk, flat, run_id=run_id,
+                                   observed_at=observed_at)
 
     def __enter__(self) -> Warehouse:
         return self
