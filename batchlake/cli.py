@@ -260,6 +260,8 @@ def gateway(
         help="Share of batches created later, arriving as the clock advances.")] = 0.1,
     providers: Annotated[str | None, typer.Option(
         help="Providers to simulate (default: openai,anthropic,gemini,bedrock,azure).")] = None,
+    history_days: Annotated[float, typer.Option(
+        help="Batches were created over this many days before now.")] = 3.0,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -268,7 +270,8 @@ def gateway(
     from simulator import SimGateway
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
-                    future_share=future_share, providers=parse_providers(providers))
+                    future_share=future_share, providers=parse_providers(providers),
+                    history_s=int(history_days * 86400))
     err.print(f"simulated gateway on http://127.0.0.1:{port} ({batches} batches)")
     try:
         gw.serve_forever(port=port)

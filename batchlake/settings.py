@@ -56,7 +56,10 @@ class Settings:
     concurrency: int = 8  # parallel by-id retrievals per provider
     verify_tls: bool = True
     store_raw: bool = False  # keep extra_fields.raw_request/raw_response (redacted)
-    overlap_s: int = 3600  # incremental: re-read this far below the watermark
+    # Incremental: list down to this far below the watermark. One completion window (24h)
+    # plus an hour: open batches inside it are re-read by pages (1 request per 100), not
+    # one by one by id.
+    overlap_s: int = 25 * 3600
     # Providers whose listing is not globally newest-first (Bedrock walks one key after
     # another), so stopping at the watermark could skip a later key: always listed in full.
     unordered_providers: tuple[str, ...] = ("bedrock",)

@@ -148,11 +148,13 @@ class SimGateway:
 
     def _list_bytes(self, plan: Plan) -> bytes:
         phase, since = phase_at(plan, self.now)
+        # A running batch's counts grow with the clock; every other phase is fixed.
+        stamp = self.now if phase == "in_progress" else since
         hit = self._render_cache.get(plan.id)
-        if hit is not None and hit[0] == phase and hit[1] == since and not plan.overrides:
+        if hit is not None and hit[0] == phase and hit[1] == stamp and not plan.overrides:
             return hit[2]
         body = orjson.dumps(render(plan, self.now, retrieve=False))
-        self._render_cache[plan.id] = (phase, since, body)
+        self._render_cache[plan.id] = (phase, stamp, body)
         return body
 
     def _take_fault(self, provider: str | None, endpoint: str, kinds: set[str]

@@ -190,7 +190,9 @@ _DERIVED = (
     _c("queue_s", "float", "Seconds from created_at to in_progress_at."),
     _c("processing_s", "float", "Seconds from in_progress_at to completed/failed/ended."),
     _c("total_s", "float", "Seconds from created_at to the terminal timestamp."),
-    _c("is_overdue", "bool", "Non-terminal and past deadline_at or expires_at, as of the sync."),
+    _c("is_overdue", "bool", "Non-terminal and past deadline_at or expires_at, as of the sync "
+       "(time-dependent, so not part of the content hash; v_overdue is always current).",
+       tracked=False),
     _c("content_hash", "str", "md5 of the tracked columns; a new value is a change.",
        tracked=False, snapshot=True),
 )

@@ -1,0 +1,108 @@
+"""Incremental sync cost against a long history, in one run.
+
+Starts the simulated gateway (own process) with N batches created over 100 days, then times
+in this process:
+
+  full         first sync into an empty DuckDB file
+  re-sync      an incremental sync right after, nothing changed (idempotent re-run)
+  incremental  after the clock moves on so that about 1% of batches are new or changed
+  full again   --full-refresh over the same state, for comparison
+
+and prints seconds, HTTP requests (counted by the gateway), rows written and ratios.
+
+    python bench/bench_incremental.py --size 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sync import ROOT, free_port  # noqa: E402
+
+from batchlake.pipeline import sync  # noqa: E402
+from batchlake.settings import Settings  # noqa: E402
+
+
+def start(n: int, history_days: int) -> tuple[Any, str]:
+    import subprocess
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchlake", "gateway", "--port", str(port), "--batches", str(n),
+         "--history-days", str(history_days), "--future-share", "0.01", "--providers",
+         "openai"], cwd=ROOT, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(url + "/health", timeout=1)
+            return proc, url
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def requests_so_far(url: str) -> int:
+    stats = httpx.get(url + "/_sim/stats").json()["requests"]
+    return sum(v for k, v in stats.items() if k.startswith(("list", "retrieve")))
+
+
+def timed(label: str, url: str, settings: Settings, **kw: Any) -> dict[str, Any]:
+    before = requests_so_far(url)
+    t = time.perf_counter()
+    rep = sync(settings, **kw)
+    secs = time.perf_counter() - t
+    r = rep.results[0]
+    assert r.status == "ok", r.error
+    return {"label": label, "seconds": secs, "requests": requests_so_far(url) - before,
+            "fetched": r.fetched, "by_id": r.refetched, "inserted": r.counts.inserted,
+            "updated": r.counts.updated, "snapshots": r.counts.snapshots}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=100_000)
+    ap.add_argument("--history-days", type=int, default=100)
+    ap.add_argument("--advance-hours", type=float, default=12.0,
+                    help="clock step before the incremental sync (sets the share changed)")
+    args = ap.parse_args()
+    proc, url = start(args.size, args.history_days)
+    tmp = Path(tempfile.mkdtemp(prefix="batchlake-inc-"))
+    try:
+        httpx.get(url + "/v1/batches", params={"provider": "openai", "limit": 1})
+        s = Settings(base_url=url, db_path=str(tmp / "inc.duckdb"), providers=("openai",))
+        rows = [timed("full", url, s)]
+        rows.append(timed("re-sync", url, s))
+        httpx.post(url + f"/_sim/advance?seconds={int(args.advance_hours * 3600)}")
+        rows.append(timed("incremental", url, s))
+        rows.append(timed("full again", url, s, full_refresh=True))
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    full = rows[0]
+    changed = rows[2]["inserted"] + rows[2]["updated"]
+    print(f"N = {args.size:,} batches over {args.history_days} days; clock +"
+          f"{args.advance_hours:g}h before 'incremental': {changed:,} new or changed "
+          f"({changed / args.size:.2%})")
+    print(f"{'sync':<12}{'seconds':>9}{'requests':>10}{'fetched':>9}{'by id':>7}"
+          f"{'new':>8}{'changed':>9}{'snapshots':>11}{'vs full':>9}")
+    for r in rows:
+        print(f"{r['label']:<12}{r['seconds']:>9.2f}{r['requests']:>10,}{r['fetched']:>9,}"
+              f"{r['by_id']:>7,}{r['inserted']:>8,}{r['updated']:>9,}{r['snapshots']:>11,}"
+              f"{r['seconds'] / full['seconds']:>9.1%}")
+
+
+if __name__ == "__main__":
+    main()
