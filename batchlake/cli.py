@@ -106,7 +106,8 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 
 def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = False,
-             batch_ids: list[str] | None = None, quiet: bool = False) -> Any:
+             batch_ids: list[str] | None = None, quiet: bool = False,
+             task_runner: str = "threads") -> Any:
     """Direct mode unless --prefect or PREFECT_API_URL: no temporary Prefect server for a
     one-shot run (it costs ~18 s here)."""
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
@@ -114,7 +115,8 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
     if use_prefect:
         from flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
 
-        return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids)
+        return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids,
+                        dask=task_runner == "dask")
     from batchlake.pipeline import sync
 
     with _progress(not quiet and err.is_terminal) as progress:
@@ -163,6 +165,9 @@ def sync(
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow run (default: only when PREFECT_API_URL is set).")] = None,
+    task_runner: Annotated[str, typer.Option(
+        help="With --prefect: threads (default) or dask (a local 2-worker cluster).")
+    ] = "threads",
     insecure: Annotated[bool, typer.Option(help="Do not verify HTTPS certificates.")] = False,
     store_raw: Annotated[bool, typer.Option(
         help="Keep raw_request/raw_response (secrets redacted).")] = False,
@@ -182,7 +187,10 @@ def sync(
                          verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
                          lock_timeout_s=lock_timeout, page_limit=page_limit,
                          chunk_size=chunk_size)
-    rep = run_sync(settings, prefect=prefect, full_refresh=full_refresh, quiet=quiet)
+    if task_runner not in ("threads", "dask"):
+        raise ConfigError(f"unknown task runner {task_runner!r}; use threads or dask")
+    rep = run_sync(settings, prefect=prefect or (task_runner == "dask") or None,
+                   full_refresh=full_refresh, quiet=quiet, task_runner=task_runner)
     if not quiet:
         _print_sync_report(rep)
     if rep.all_failed or (strict and rep.failed):
@@ -411,6 +419,9 @@ def serve(
     db: DbOpt = str(DEFAULT_DB),
     cron: Annotated[str, typer.Option(help="Incremental sync schedule.")] = "*/10 * * * *",
     reconcile_cron: Annotated[str, typer.Option(help="Daily full reconcile.")] = "0 3 * * *",
+    base_url: Annotated[str | None, typer.Option(
+        help="Gateway URL (else BIFROST_BASE_URL of the serving process).")] = None,
+    providers: Annotated[str | None, typer.Option(help="Comma-separated providers.")] = None,
 ) -> None:
     """Serve the scheduled deployments against the configured Prefect API (needs
     PREFECT_API_URL, e.g. from a local `prefect server start`).
@@ -422,7 +433,13 @@ def serve(
                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
     from flows.deploy import serve_deployments
 
-    serve_deployments(db_path=db, cron=cron, reconcile_cron=reconcile_cron)
+    if base_url:
+        from batchlake.settings import check_base_url
+
+        base_url, _ = check_base_url(base_url)  # credentials never become parameters
+    serve_deployments(db_path=str(Path(db).resolve()), cron=cron, reconcile_cron=reconcile_cron,
+                      base_url=base_url,
+                      providers=list(parse_providers(providers)) if providers else None)
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from batchlake.errors import BatchlakeError, GatewayBadResponse, GatewayError, GatewayNotFound
 from batchlake.settings import Settings
 from gateway import GatewayClient, ListingReport
-from transforms import flatten_objects
+from transforms import FlatFrames, flatten_objects
 from transforms.redact import scrub_text
 from warehouse import ChunkCounts, Warehouse
 
@@ -68,12 +68,89 @@ class SyncReport:
         return bool(self.results) and len(self.failed) == len(self.results)
 
 
+class Sink(Protocol):
+    """Where a provider's sync puts its results: the DuckDB ``Warehouse``, or a
+    ``FrameCollector`` on a remote worker that hands frames back to the flow."""
+
+    def watermark(self, provider: str) -> datetime | None: ...
+    def start_run(self, run_id: str, provider: str, mode: str, started_at: datetime,
+                  watermark: datetime | None) -> None: ...
+    def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
+                   pages: int, fetched: int, refetched: int, counts: ChunkCounts,
+                   warnings: list[str], error: str | None) -> None: ...
+    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
+                         ) -> Future[ChunkCounts]: ...
+    def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime
+                    ) -> None: ...
+    def stale_open_batches(self, provider: str, run_id: str) -> list[str]: ...
+    def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
+                          at: datetime) -> None: ...
+
+
+class FrameCollector:
+    """A ``Sink`` that keeps frames in memory (for Dask workers, which cannot write the
+    DuckDB file): the flow replays them into the warehouse with ``replay``."""
+
+    def __init__(self, watermark: datetime | None, open_ids: list[str]) -> None:
+        self._watermark = watermark
+        self._open_ids = open_ids
+        self.frames: list[FlatFrames] = []
+        self.rejects: list[dict[str, Any]] = []
+        self.newest: datetime | None = None
+        self._seen: set[str] = set()
+
+    def watermark(self, provider: str) -> datetime | None:
+        return self._watermark
+
+    def start_run(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def finish_run(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
+                         ) -> Future[ChunkCounts]:
+        self.frames.append(flat)
+        self._seen.update(flat.batches.get_column("batch_id").to_list())
+        done: Future[ChunkCounts] = Future()
+        done.set_result(ChunkCounts(rejected=len(flat.rejects)))
+        return done
+
+    def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
+        self.rejects.extend(rejects)
+
+    def stale_open_batches(self, provider: str, run_id: str) -> list[str]:
+        return [b for b in self._open_ids if b not in self._seen]
+
+    def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
+                          at: datetime) -> None:
+        self.newest = newest
+
+    def replay(self, wh: Warehouse, result: ProviderResult, *, run_id: str,
+               observed_at: datetime) -> None:
+        """Load what a remote worker collected, as ``sync_provider`` would have."""
+        wh.start_run(run_id, result.provider, result.mode, observed_at, result.watermark_used)
+        counts = ChunkCounts()
+        for flat in self.frames:
+            counts.add(wh.load_chunk(flat, run_id=run_id, observed_at=observed_at))
+        if self.rejects:
+            wh.add_rejects(self.rejects, run_id=run_id, at=observed_at)
+            counts.rejected += len(self.rejects)
+        if self.newest is not None and result.status == "ok":
+            wh.advance_watermark(result.provider, self.newest, run_id, datetime.now(UTC))
+        result.counts = counts
+        wh.finish_run(run_id, result.provider, status=result.status,
+                      finished_at=datetime.now(UTC), pages=result.pages, fetched=result.fetched,
+                      refetched=result.refetched, counts=counts, warnings=result.warnings,
+                      error=result.error)
+
+
 @dataclass
 class RunContext:
     """What every provider's sync in one run shares."""
 
     settings: Settings
-    warehouse: Warehouse
+    warehouse: Sink
     client: GatewayClient
     run_id: str
     started_at: datetime

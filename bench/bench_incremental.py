@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import ROOT, free_port  # noqa: E402
+from bench_sync import ROOT, free_port
 
-from batchlake.pipeline import sync  # noqa: E402
-from batchlake.settings import Settings  # noqa: E402
+from batchlake.pipeline import sync
+from batchlake.settings import Settings
 
 
 def start(n: int, history_days: int) -> tuple[Any, str]:

@@ -76,3 +76,28 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
     finally:
         gw.stop()
         os.environ.pop("BIFROST_API_KEY", None)
+
+
+def test_dask_task_runner_gives_the_same_result(prefect_server: None, tmp_path: Any,
+                                                monkeypatch: Any) -> None:
+    from flows.sync import dask_flow, sync_batches
+
+    monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path / "dask"))
+    gw = SimGateway(300, seed=14, future_share=0.2)
+    gw.start()
+    threads_db, dask_db = str(tmp_path / "threads.duckdb"), str(tmp_path / "dask.duckdb")
+    try:
+        for _ in range(2):  # a first sync, then an incremental one with changes
+            sync_batches(db_path=threads_db, base_url=gw.base_url)
+            out = dask_flow(n_workers=2)(db_path=dask_db, base_url=gw.base_url,
+                                         distributed=True)
+            assert all(r["status"] == "ok" for r in out["results"])
+            gw.advance(6 * 3600)
+        gw.advance(-6 * 3600)
+        assert_matches_truth(gw, dask_db)
+    finally:
+        gw.stop()
+    q = "SELECT provider, batch_id, content_hash, status FROM batches ORDER BY ALL"
+    assert rows(threads_db, q) == rows(dask_db, q)
+    snaps = "SELECT provider, batch_id, status_norm FROM batch_snapshots ORDER BY ALL"
+    assert rows(threads_db, snaps) == rows(dask_db, snaps)

@@ -1,0 +1,119 @@
+"""Scheduled runs for real: a local Prefect server on 127.0.0.1, `batchlake serve` registering
+both deployments, one triggered run checked in DuckDB; everything started is stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator import SimGateway
+from tests.conftest import ROOT, rows
+from tests.test_pipeline import assert_matches_truth
+
+pytestmark = pytest.mark.prefect
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], deadline_s: float, every: float = 0.5) -> Any:
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {deadline_s:g}s")
+        time.sleep(every)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # a backgrounded serve ignores SIGINT
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def prefect_api(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    port = _port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "TMPDIR": str(tmp_path),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for("prefect server", lambda: httpx.get(api + "/health", timeout=2)
+                 .status_code == 200, 120)
+        yield api, {**env, "PREFECT_API_URL": api}
+    finally:
+        _stop(server)
+
+
+def test_serve_registers_deployments_and_a_triggered_run_lands(
+        prefect_api: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    api, env = prefect_api
+    db = str(tmp_path / "served.duckdb")
+    gw = SimGateway(150, seed=13)
+    gw.start()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "batchlake", "serve", "--db", db],
+        env={**env, "BIFROST_BASE_URL": gw.base_url}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def deployments() -> list[dict[str, Any]]:
+            r = httpx.post(api + "/deployments/filter", json={}, timeout=5)
+            return [d for d in r.json() if d["name"] in ("incremental", "daily-reconcile")]
+
+        found = wait_for("deployments registered", lambda: len(deployments()) == 2, 90)
+        assert found
+        deps = {d["name"]: d for d in deployments()}
+        assert deps["incremental"]["parameters"]["full_refresh"] is False
+        assert deps["daily-reconcile"]["parameters"]["full_refresh"] is True
+        crons = {d["name"]: [s["schedule"].get("cron") for s in d.get("schedules", [])]
+                 for d in deps.values()}
+        assert crons == {"incremental": ["*/10 * * * *"], "daily-reconcile": ["0 3 * * *"]}
+        run = httpx.post(api + f"/deployments/{deps['incremental']['id']}/create_flow_run",
+                         json={}, timeout=10).json()
+
+        def finished() -> str | None:
+            state = httpx.get(api + f"/flow_runs/{run['id']}", timeout=5).json()["state"]
+            return state["type"] if state["type"] in ("COMPLETED", "FAILED", "CRASHED") \
+                else None
+
+        assert wait_for("triggered run", finished, 180, every=1) == "COMPLETED"
+    finally:
+        _stop(serve)
+        gw.stop()
+    assert_matches_truth(gw, db)
+    assert rows(db, "SELECT count(DISTINCT run_id), min(mode) FROM sync_runs") == [
+        (1, "incremental")]
+
+
+def test_serve_without_a_prefect_server_says_what_to_do() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    res = subprocess.run([sys.executable, "-m", "batchlake", "serve"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "prefect server start" in res.stderr
