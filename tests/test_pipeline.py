@@ -25,7 +25,19 @@ def stored(db: str, provider: str | None = None) -> dict[tuple[str, str], dict[s
         con.close()
 
 
+def assert_keys_unique(db: str) -> None:
+    """Nothing doubled: the keys the merge keeps unique (no index enforces them)."""
+    for table, key in (("batches", "provider, batch_id"),
+                       ("batch_errors", "provider, batch_id, idx"),
+                       ("batch_metadata", "provider, batch_id, key"),
+                       ("batch_snapshots", "provider, batch_id, observed_at")):
+        dup = rows(db, f"SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY ALL "
+                       "HAVING count(*) > 1)")
+        assert dup == [(0,)], f"duplicate keys in {table}"
+
+
 def assert_matches_truth(gw: Any, db: str) -> None:
+    assert_keys_unique(db)
     table = stored(db)
     expected = {(p, o["id"]): o for p in gw.providers for o in gw.truth(p)}
     assert set(table) == set(expected), "stored batches differ from the gateway's"

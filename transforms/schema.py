@@ -61,6 +61,9 @@ class Table:
     doc: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    # False: the key is kept unique by the merge, not by an index (big tables: an ART index
+    # costs memory that grows with the table, and DuckDB's joins do not use it).
+    indexed: bool = True
 
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -209,6 +212,7 @@ BATCHES = Table(
     "One row per batch: the latest state, flat.",
     (*_IDENTITY, *_BATCH_FIELDS, *_EXTRA_FIELDS, *_DERIVED, *_BOOKKEEPING),
     ("provider", "batch_id"),
+    indexed=False,
 )
 
 BATCH_ERRORS = Table(
@@ -223,6 +227,7 @@ BATCH_ERRORS = Table(
         _c("line", "int", "Input file line.", "line"),
     ),
     ("provider", "batch_id", "idx"),
+    indexed=False,
 )
 
 BATCH_METADATA = Table(
@@ -234,6 +239,7 @@ BATCH_METADATA = Table(
         _c("value", "str", "Metadata value.", tracked=False),
     ),
     ("provider", "batch_id", "key"),
+    indexed=False,
 )
 
 _SNAP_RUN = (
@@ -327,7 +333,7 @@ def create_table_sql(table: Table) -> str:
         f'    "{c.name}" {c.duckdb_type}{" NOT NULL" if c.not_null else ""}'
         for c in table.columns
     ]
-    if table.primary_key:
+    if table.primary_key and table.indexed:
         cols.append("    PRIMARY KEY (" + ", ".join(f'"{k}"' for k in table.primary_key) + ")")
     return f'CREATE TABLE IF NOT EXISTS "{table.name}" (\n' + ",\n".join(cols) + "\n);"
 
@@ -339,7 +345,8 @@ def markdown_docs() -> str:
     for t in TABLES:
         out += [f"## `{t.name}`", "", t.doc, ""]
         if t.primary_key:
-            out += [f"Primary key: `({', '.join(t.primary_key)})`", ""]
+            how = "" if t.indexed else " (unique by the merge; no index, see transforms/schema.py)"
+            out += [f"Key: `({', '.join(t.primary_key)})`{how}", ""]
         out += ["| column | type | from | meaning |", "|---|---|---|---|"]
         for c in t.columns:
             src = ".".join(c.source) if c.source else "derived"

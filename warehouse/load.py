@@ -44,7 +44,7 @@ def merge_values() -> dict[str, str]:
         "staged_cols": ", ".join(_q(c) for c in staged),
         "staged_cols_s": ", ".join(f"s.{_q(c)}" for c in staged),
         "update_set": ",\n    ".join(
-            f"{_q(c)} = excluded.{_q(c)}" for c in staged if c not in ("provider", "batch_id")),
+            f"{_q(c)} = s.{_q(c)}" for c in staged if c not in ("provider", "batch_id")),
     }
 
 

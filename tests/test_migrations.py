@@ -1,0 +1,36 @@
+"""One schema definition drives the DDL; an older file gains new columns without losing data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from batchlake.pipeline import sync
+from tests.conftest import rows, settings_for
+from transforms.schema import TABLES
+from warehouse import Warehouse
+
+
+def test_tables_match_the_schema_definition(db_path: str) -> None:
+    Warehouse(db_path).close()
+    for t in TABLES:
+        cols = [r[0] for r in rows(db_path, "SELECT column_name FROM information_schema.columns "
+                                            "WHERE table_name = ? ORDER BY ordinal_position",
+                                   [t.name])]
+        assert cols == t.column_names(), t.name
+    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(1,)]
+
+
+def test_older_file_gains_missing_columns_and_keeps_its_rows(gateway: Any, db_path: str
+                                                              ) -> None:
+    sync(settings_for(gateway, db_path))
+    n = rows(db_path, "SELECT count(*) FROM batches")[0][0]
+    con = duckdb.connect(db_path)
+    con.execute("ALTER TABLE batches DROP COLUMN cache_hit_latency")  # as an older release had
+    con.execute("UPDATE schema_state SET fingerprint = 'older release'")
+    con.close()
+    Warehouse(db_path).close()
+    assert rows(db_path, "SELECT count(*), count(cache_hit_latency) FROM batches") == [(n, 0)]
+    rep = sync(settings_for(gateway, db_path), full_refresh=True)
+    assert all(r.status == "ok" for r in rep.results)
