@@ -26,31 +26,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import ROOT, free_port
+from bench_sync import start_gateway
 
 from batchlake.pipeline import sync
 from batchlake.settings import Settings
-
-
-def start(n: int, history_days: int) -> tuple[Any, str]:
-    import subprocess
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchlake", "gateway", "--port", str(port), "--batches", str(n),
-         "--history-days", str(history_days), "--future-share", "0.01", "--providers",
-         "openai"], cwd=ROOT, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(url + "/health", timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
 
 
 def requests_so_far(url: str) -> int:
@@ -77,7 +56,8 @@ def main() -> None:
     ap.add_argument("--advance-hours", type=float, default=12.0,
                     help="clock step before the incremental sync (sets the share changed)")
     args = ap.parse_args()
-    proc, url = start(args.size, args.history_days)
+    proc, url = start_gateway(args.size, "--history-days", str(args.history_days),
+                              "--future-share", "0.01")
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-inc-"))
     try:
         httpx.get(url + "/v1/batches", params={"provider": "openai", "limit": 1})

@@ -104,11 +104,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(n: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(n: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`batchlake gateway` in its own process (openai only), ready when this returns."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchlake", "gateway", "--port", str(port), "--batches", str(n),
-         "--future-share", "0", "--providers", "openai"],
+         "--providers", "openai", *(extra or ("--future-share", "0"))],
         cwd=ROOT, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -188,14 +188,20 @@ def _wait_for(cond: Any, deadline_s: float) -> None:
         time.sleep(0.02)
 
 
-def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:
-    sync(settings_for(gateway, db_path))
+def hold_lock(db_path: str, seconds: float) -> subprocess.Popen[str]:
+    """Another process that holds the DuckDB file's write lock for ``seconds``."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(30)", db_path],
+         "print('locked', flush=True); time.sleep(float(sys.argv[2]))", db_path, str(seconds)],
         stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    holder = hold_lock(db_path, 30)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
                       "--lock-timeout", "1")
         assert res.returncode != 0
@@ -212,12 +218,8 @@ def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: st
 
 def test_waiting_writer_proceeds_when_the_lock_is_released(gateway: SimGateway, db_path: str
                                                           ) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(1.5)", db_path],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(db_path, 1.5)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
                       "--lock-timeout", "30", "--quiet")
         assert res.returncode == 0, res.stderr

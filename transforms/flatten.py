@@ -175,23 +175,8 @@ def _row(obj: Any, store_raw: bool) -> tuple[dict[str, Any], list[dict[str, Any]
     errs = _as_object("errors", obj.get("errors"))
     for name, key, kind in _ERRS:
         row[name] = _check(f"errors.{key}", kind, errs.get(key))
-    data = errs.get("data")
-    error_rows: list[dict[str, Any]] = []
-    if data is not None:
-        if type(data) is not list:
-            raise Reject(f"errors.data: expected an array, got {_type_name(data)}")
-        for i, e in enumerate(data):
-            e = _as_object(f"errors.data[{i}]", e)
-            er: dict[str, Any] = {"batch_id": bid, "idx": i}
-            for name, kind in _ERROR_FIELDS:
-                er[name] = _check(f"errors.data[{i}].{name}", kind, e.get(name))
-            error_rows.append(er)
+    error_rows, row["errors_json"] = _errors(bid, errs)
     row["errors_count"] = len(error_rows)
-    row["errors_json"] = (
-        orjson.dumps([{k: v for k, v in er.items() if k not in ("batch_id", "idx")}
-                      for er in error_rows], option=_JSON_OPTS).decode()
-        if error_rows else None
-    )
 
     meta = obj.get("metadata")
     metadata: dict[str, str] = {}
