@@ -17,7 +17,7 @@ from batchlake.errors import ConfigError, DatabaseError, DatabaseLocked
 from transforms.schema import TABLES, create_table_sql
 
 CHECKPOINT_THRESHOLD = "64MB"
-DEFAULT_MEMORY_LIMIT = "160MB"  # BATCHLAKE_DUCKDB_MEMORY overrides, e.g. 2GB on big machines
+DEFAULT_MEMORY_LIMIT = "96MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)
 _LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
 _PID = re.compile(r"PID (\d+)")
 
@@ -81,12 +81,17 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         # Measured at 100k batches (bench/): a 64MB checkpoint threshold loads ~15% faster
-        # than the default 16MB, and a 160MB memory limit keeps peak RSS near 330MB (460MB
-        # unbounded) for ~10% of speed. DuckDB spills past the limit; it does not fail.
+        # than the default 16MB.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-        limit = os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
-        con.execute(f"SET memory_limit = '{limit}'")
     return con
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Cap DuckDB for a sync: measured (bench/), 96MB keeps peak RSS at ~270MB for 100k
+    batches and ~305MB for 1M (160MB: 282/361MB; unbounded: 460MB at 100k) for a few % of
+    speed. The merges spill past it; nothing in a sync needs an index held in memory."""
+    limit = os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
+    con.execute(f"SET memory_limit = '{limit}'")
 
 
 def migration_values() -> dict[str, str]:

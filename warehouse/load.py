@@ -19,7 +19,7 @@ import polars as pl
 import sql
 from transforms.flatten import FlatFrames
 from transforms.schema import BATCH_SNAPSHOTS, BATCHES, REJECTS, STAGED_BATCH_COLUMNS
-from warehouse.db import connect, migrate, query_frame
+from warehouse.db import connect, limit_memory, migrate, query_frame
 
 
 class ArrowStream:
@@ -95,6 +95,7 @@ class Warehouse:
     def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0) -> None:
         self.db_path = db_path
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
+        limit_memory(self.con)
         self.lock = threading.RLock()
         self.version = migrate(self.con)
         # One loader thread: merges run while the caller flattens the next chunk.
