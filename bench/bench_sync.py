@@ -90,7 +90,8 @@ source = rest_api_source({
 })
 pipe = dlt.pipeline(pipeline_name='bench', destination=dlt.destinations.duckdb(sys.argv[2]),
                     dataset_name='bench', pipelines_dir=sys.argv[3])
-info = pipe.run(source, loader_file_format='parquet')
+fmt = sys.argv[4] if len(sys.argv) > 4 else 'parquet'
+info = pipe.run(source, loader_file_format=None if fmt == 'default' else fmt)
 import duckdb
 con = duckdb.connect(sys.argv[2])
 n = con.execute('select count(*) from bench.batches').fetchall()[0][0]
@@ -142,7 +143,8 @@ def have_dlt() -> bool:
                           ).returncode == 0
 
 
-def bench(n: int, with_dlt: bool) -> dict[str, dict[str, float] | None]:
+def bench(n: int, with_dlt: bool, dlt_default_max: int = 0
+          ) -> dict[str, dict[str, float] | None]:
     gw, url = start_gateway(n)
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-bench-"))
     try:
@@ -157,6 +159,9 @@ def bench(n: int, with_dlt: bool) -> dict[str, dict[str, float] | None]:
         if with_dlt:
             results["dlt-parquet"] = run("dlt-parquet", DLT, [url, str(tmp / "dlt.duckdb"),
                                                               str(tmp / "dlt")])
+            if n <= dlt_default_max:  # ~100x slower: only at small N
+                results["dlt-default"] = run("dlt-default", DLT, [
+                    url, str(tmp / "dltd.duckdb"), str(tmp / "dltd"), "default"])
         return results
     finally:
         gw.terminate()
@@ -168,13 +173,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--no-dlt", action="store_true", help="skip the dlt peer")
+    ap.add_argument("--dlt-default-max", type=int, default=10_000,
+                    help="also run dlt's default loader for N up to this (it is slow)")
     args = ap.parse_args()
     with_dlt = not args.no_dlt and have_dlt()
     if not with_dlt and not args.no_dlt:
         print("dlt not installed (pip install -r requirements-bench.lock): peer skipped")
     print(f"machine: {os.cpu_count()} cores; pages of {PAGE}; whole processes incl. imports")
     for n in (int(s) for s in args.sizes.split(",")):
-        res = bench(n, with_dlt)
+        res = bench(n, with_dlt, args.dlt_default_max)
         print(f"\nN = {n:,}")
         print(f"{'approach':<14}{'objects':>10}{'seconds':>10}{'objects/s':>12}{'peak RSS MB':>13}")
         for name, r in res.items():
@@ -186,7 +193,7 @@ def main() -> None:
         bl = res.get("batchlake")
         if bl:
             print(f"batchlake DuckDB file: {bl['file_mb']:.0f} MB")
-            for peer in ("dlt-parquet", "fetch-httpx", "fetch-stdlib"):
+            for peer in ("dlt-parquet", "dlt-default", "fetch-httpx", "fetch-stdlib"):
                 p = res.get(peer)
                 if p:
                     print(f"batchlake / {peer}: {bl['per_s'] / p['per_s']:.2f}x throughput, "
