@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from batchlake import report as rpt
-from batchlake.errors import BatchlakeError
+from batchlake.errors import BatchlakeError, ConfigError
 from batchlake.pipeline import (
     ProviderFailed,
     ProviderResult,
@@ -175,7 +175,11 @@ def dask_flow(n_workers: int = 2) -> Any:
     """``sync_batches`` on a local Dask cluster (processes). On one machine the thread pool is
     faster (cluster start ~18 s here); this is the path to many machines: pass your own
     cluster address via prefect-dask's ``DaskTaskRunner(address=…)`` the same way."""
-    from prefect_dask.task_runners import DaskTaskRunner
+    try:
+        from prefect_dask.task_runners import DaskTaskRunner
+    except ImportError:
+        raise ConfigError("the dask task runner needs prefect-dask: "
+                          "pip install 'batchlake[dask]'") from None
 
     runner = DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
                                             "processes": True, "dashboard_address": None})
