@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -227,3 +229,18 @@ def test_gateway_command_serves_until_terminated() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a TTY")
+def test_progress_bar_on_a_terminal_only(gateway: SimGateway, tmp_path: Path) -> None:
+    db = str(tmp_path / "tty.duckdb")
+    cmd = f"{sys.executable} -m batchlake sync --base-url {gateway.base_url} --db {db} " \
+          "--providers openai"
+    tty = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert tty.returncode == 0, tty.stdout
+    progress = re.compile(r"openai\s.*\d+ pages, [\d,]+ objects")
+    assert progress.search(tty.stdout), tty.stdout[-2000:]
+    piped = run_cli("sync", "--base-url", gateway.base_url, "--db", db, "--providers", "openai")
+    assert piped.returncode == 0
+    assert not progress.search(piped.stdout + piped.stderr)
