@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from batchlake.errors import BatchlakeError, GatewayBadResponse, GatewayError, GatewayNotFound
@@ -401,7 +401,3 @@ def sync(
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def ago(seconds: float) -> datetime:
-    return now_utc() - timedelta(seconds=seconds)
