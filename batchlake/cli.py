@@ -300,10 +300,14 @@ def demo(
 ) -> None:
     """Start the simulated gateway, sync it into DuckDB, print a short report.
 
+    The demo writes a fresh database each time (a simulated world is not history); it
+    replaces only a file an earlier demo wrote, never one holding real syncs.
+
     Example: batchlake demo --db data/batchlake.duckdb
     """
     from simulator import SimGateway
 
+    _fresh_demo_db(db)
     with SimGateway(batches, seed=seed, future_share=0.1) as gw:
         settings = Settings(base_url=gw.base_url, db_path=db)
         rep = run_sync(settings, prefect=prefect)
@@ -314,9 +318,36 @@ def demo(
               f"{sum(r.counts.updated for r in rep.results)} batches changed, "
               f"{sum(r.counts.inserted for r in rep.results)} new, "
               f"{sum(r.refetched for r in rep.results)} followed by id")
+    from warehouse import connect
+
+    con = connect(db)
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS demo_info AS SELECT now() AS created_at")
+    finally:
+        con.close()
     _print_report(db, None, None, "table")
     out.print(f"\nDatabase: {db}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
               f"--db {db}")
+
+
+def _fresh_demo_db(db: str) -> None:
+    """Remove an earlier demo's file; refuse to touch a database with real syncs."""
+    path = Path(db)
+    if not path.exists():
+        return
+    from warehouse import open_read_only
+
+    con = open_read_only(db)
+    try:
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+    if tables and "demo_info" not in tables:
+        raise ConfigError(f"{db} holds real syncs; the demo writes a fresh database: "
+                          "pass another --db")
+    path.unlink()
+    Path(f"{db}.wal").unlink(missing_ok=True)
 
 
 def _print_report(db: str, since: str | None, provider: str | None, fmt: str,

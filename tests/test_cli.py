@@ -53,6 +53,17 @@ def test_demo_builds_the_database_and_prints_a_report(tmp_path: Path) -> None:
         assert section in res.stdout
     assert rows(db, "SELECT count(*) FROM batches")[0][0] >= 450
     assert rows(db, "SELECT count(DISTINCT run_id) FROM sync_runs")[0][0] == 2
+    again = run_cli("demo", "--db", db, "--batches", "500")  # a fresh demo database again
+    assert again.returncode == 0, again.stderr
+    assert rows(db, "SELECT count(DISTINCT run_id) FROM sync_runs")[0][0] == 2
+
+
+def test_demo_never_overwrites_a_database_with_real_syncs(gateway: SimGateway,
+                                                           db_path: str) -> None:
+    sync(settings_for(gateway, db_path))
+    before = rows(db_path, "SELECT count(*) FROM batches")
+    one_line_error(run_cli("demo", "--db", db_path), "holds real syncs")
+    assert rows(db_path, "SELECT count(*) FROM batches") == before
 
 
 def test_sync_then_sql_in_each_format(gateway: SimGateway, db_path: str) -> None:
