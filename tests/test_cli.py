@@ -247,8 +247,10 @@ def test_progress_bar_on_a_terminal_only(gateway: SimGateway, tmp_path: Path) ->
     db = str(tmp_path / "tty.duckdb")
     cmd = f"{sys.executable} -m batchlake sync --base-url {gateway.base_url} --db {db} " \
           "--providers openai"
+    # stdin from /dev/null: with stdin closed (as CI may run us) `script` prints nothing.
     tty = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "120"})
+                         cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "120"},
+                         stdin=subprocess.DEVNULL)
     assert tty.returncode == 0, tty.stdout
     progress = re.compile(r"openai\s.*\d+ pages, [\d,]+ objects")
     assert progress.search(tty.stdout), tty.stdout[-2000:]
