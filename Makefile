@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q </dev/null  # a closed stdin (CI) breaks kernel and pty tests
 
 bench: $(STAMP)
 	$(UV) pip install --quiet --python $(PY) -r requirements-bench.lock
