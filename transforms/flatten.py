@@ -325,6 +325,7 @@ def _fast_columns(objs: list[Any], store_raw: bool
     cols["raw_request"] = [None] * n
     cols["raw_response"] = [None] * n
     cols["_errors"] = [None] * n
+    cols["_meta"] = [None] * n  # the dicts themselves: metadata rows need no JSON re-parse
     for i in range(n):
         if i in suspect:
             continue
@@ -340,6 +341,7 @@ def _fast_columns(objs: list[Any], store_raw: bool
                     raise Reject("metadata")
                 if meta:
                     cols["metadata"][i] = orjson.dumps(meta, option=_JSON_OPTS).decode()
+                    cols["_meta"][i] = meta
         except Reject:
             suspect.add(i)
             continue
@@ -392,7 +394,7 @@ def flatten_objects(
         for i in sorted(suspect):
             o = kept[i]
             try:
-                row, errs, _meta = _row(o, store_raw)
+                row, errs, meta = _row(o, store_raw)
             except Reject as r:
                 bid = o.get("id") if type(o) is dict else None
                 rejects.append({"provider": provider,
@@ -403,15 +405,14 @@ def flatten_objects(
                     values[i] = None
                 continue
             for name, values in cols.items():
-                if name != "_errors":
+                if name not in ("_errors", "_meta"):
                     values[i] = row[name]
-            cols["_errors"][i] = errs
+            cols["_errors"][i], cols["_meta"][i] = errs, meta
         error_rows = [er for i, ers in enumerate(cols.pop("_errors"))
                       if ers and i not in rejected for er in ers]
         meta_rows = [(bid, k, v) for i, (bid, m) in enumerate(
-                     zip(cols["batch_id"], cols["metadata"], strict=True))
-                     if m is not None and i not in rejected
-                     for k, v in orjson.loads(m).items()]
+                     zip(cols["batch_id"], cols.pop("_meta"), strict=True))
+                     if m and i not in rejected for k, v in m.items()]
     finally:
         if gc_was_enabled:
             gc.enable()
