@@ -75,6 +75,9 @@ def _export_partitioned(con: duckdb.DuckDBPyConnection, table: str, out: Path,
         return len(list(out.rglob("*.parquet")))
     changed = con.execute(
         f"SELECT DISTINCT {cols} FROM ({select}) WHERE {changed_col} >= ?", [since]).fetchall()
+    # Like PARTITION_BY: the partition columns live in the path, not in the file.
+    keep = ", ".join(f'"{c}"' for c in [*_columns(con, table), "created_date"]
+                     if c not in parts)
     for values in changed:
         where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in parts)
         part_dir = out.joinpath(*(f"{c}={'NULL' if v is None else v}"
@@ -82,9 +85,6 @@ def _export_partitioned(con: duckdb.DuckDBPyConnection, table: str, out: Path,
         if part_dir.exists():
             shutil.rmtree(part_dir)
         part_dir.mkdir(parents=True)
-        # Like PARTITION_BY: the partition columns live in the path, not in the file.
-        keep = ", ".join(f'"{c}"' for c in [*_columns(con, table), "created_date"]
-                         if c not in parts)
         con.execute(f"COPY (SELECT {keep} FROM ({select}) WHERE {where}) TO "
                     f"{_q(part_dir / 'data_0.parquet')} (FORMAT parquet, COMPRESSION zstd)",
                     list(values))

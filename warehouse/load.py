@@ -158,12 +158,10 @@ class Warehouse:
 
     def _insert_rejects(self, rejects: list[dict[str, Any]], run_id: str,
                         at: datetime) -> None:
-        df = pl.DataFrame(
-            [{**r, "run_id": run_id, "rejected_at": at} for r in rejects],
-            schema=REJECTS.polars_schema(), orient="row",
-        ) if rejects and isinstance(rejects[0], dict) else None
-        if df is None:
+        if not rejects:
             return
+        df = pl.DataFrame([{**r, "run_id": run_id, "rejected_at": at} for r in rejects],
+                          schema=REJECTS.polars_schema(), orient="row")
         self.con.register("incoming_rejects", ArrowStream(df))
         try:
             cols = ", ".join(_q(c) for c in REJECTS.column_names())
