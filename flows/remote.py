@@ -12,8 +12,33 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from batchlake.pipeline import FrameCollector, ProviderResult, RunContext, sync_provider
-from batchlake.settings import Settings, from_env, parse_providers
+from batchlake.settings import Auth, Settings, from_env, parse_providers
 from gateway import GatewayClient
+
+SECRET_BLOCK = "bifrost-api-key"
+
+
+def _api_key_from_block() -> str | None:
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(SECRET_BLOCK).get()  # type: ignore[union-attr]
+        return str(value) if value else None
+    except Exception:  # no block registered: fine, the key is optional
+        return None
+
+
+def settings_from_env(db_path: str, base_url: str | None, providers: list[str] | None
+                      ) -> Settings:
+    """Settings for a flow or task run: environment first, then the Secret block for the key
+    (the flow process and remote workers alike)."""
+    s = from_env(db_path=db_path, base_url=base_url,
+                 providers=parse_providers(providers) if providers else None)
+    if not s.auth.api_key and s.auth.basic_user is None:
+        key = _api_key_from_block()
+        if key:
+            s = Settings(**{**s.__dict__, "auth": Auth(api_key=key)})
+    return s
 
 
 def _fetch_provider(run_id: str, provider: str, base_url: str | None,
@@ -21,8 +46,8 @@ def _fetch_provider(run_id: str, provider: str, base_url: str | None,
                     full_refresh: bool, batch_ids: list[str] | None = None
                     ) -> tuple[ProviderResult, FrameCollector]:
     """List + fetch + flatten one provider into frames the flow will load. The API key
-    comes from the worker's environment (BIFROST_API_KEY), never from a parameter."""
-    settings: Settings = from_env(base_url=base_url, providers=parse_providers([provider]))
+    comes from the worker's environment or the Secret block, never from a parameter."""
+    settings = settings_from_env(":remote:", base_url, [provider])
     collector = FrameCollector(watermark, open_ids)
     with GatewayClient(settings) as client:
         ctx = RunContext(settings, collector, client, run_id, started_at, full_refresh, None,

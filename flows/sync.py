@@ -31,12 +31,11 @@ from batchlake.pipeline import (
     now_utc,
     sync_provider,
 )
-from batchlake.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
-from flows.remote import fetch_provider_task
+from batchlake.settings import DEFAULT_DB, Settings, parse_providers
+from flows.remote import fetch_provider_task, settings_from_env
 from gateway import GatewayClient
 from warehouse import Warehouse
 
-SECRET_BLOCK = "bifrost-api-key"
 MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood
 # Run contexts live here, keyed by run id, so tasks take only plain strings as parameters.
 _CONTEXTS: dict[str, RunContext] = {}
@@ -45,27 +44,11 @@ _WAREHOUSES: dict[str, Warehouse] = {}
 _HANDOVER = threading.local()  # settings a CLI run passes in memory (never as parameters)
 
 
-def _api_key_from_block() -> str | None:
-    try:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load(SECRET_BLOCK).get()  # type: ignore[union-attr]
-        return str(value) if value else None
-    except Exception:  # no block registered: fine, the key is optional
-        return None
-
-
 def _settings(db_path: str, base_url: str | None, providers: list[str] | None) -> Settings:
     handed: Settings | None = getattr(_HANDOVER, "settings", None)
     if handed is not None:
         return handed
-    s = from_env(db_path=db_path, base_url=base_url,
-                 providers=parse_providers(providers) if providers else None)
-    if not s.auth.api_key and s.auth.basic_user is None:
-        key = _api_key_from_block()
-        if key:
-            s = Settings(**{**s.__dict__, "auth": Auth(api_key=key)})
-    return s
+    return settings_from_env(db_path, base_url, providers)
 
 
 @task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE,
