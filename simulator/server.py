@@ -103,6 +103,7 @@ class SimGateway:
         for pl in all_plans:
             self.by_provider.setdefault(pl.provider, []).append(pl)
         self._index: dict[str, dict[str, int]] = {}
+        self._neg_created: dict[str, list[int]] = {}
         self._segments: dict[str, dict[int, tuple[list[Plan], list[int], dict[str, int]]]] = {}
         for prov in self.by_provider:
             self._reindex(prov)
@@ -129,6 +130,7 @@ class SimGateway:
         lst = self.by_provider[provider]
         lst.sort(key=lambda x: (-x.created_at, x.id))
         self._index[provider] = {pl.id: i for i, pl in enumerate(lst)}
+        self._neg_created[provider] = [-p.created_at for p in lst]
         segs: dict[int, list[Plan]] = {}
         for pl in lst:
             segs.setdefault(pl.key if provider == "bedrock" else 0, []).append(pl)
@@ -139,8 +141,7 @@ class SimGateway:
     def visible(self, provider: str) -> list[Plan]:
         """Batches that exist at the current clock, newest first."""
         lst = self.by_provider.get(provider, [])
-        keys = [-p.created_at for p in lst]
-        return lst[bisect.bisect_left(keys, -self.now):]
+        return lst[bisect.bisect_left(self._neg_created.get(provider, []), -self.now):]
 
     def truth(self, provider: str) -> list[dict[str, Any]]:
         """What a perfect sync stores for ``provider`` now (list rendering)."""
