@@ -82,7 +82,7 @@ class Sink(Protocol):
                          ) -> Future[ChunkCounts]: ...
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime
                     ) -> None: ...
-    def stale_open_batches(self, provider: str, run_id: str) -> list[str]: ...
+    def open_batches(self, provider: str) -> list[str]: ...
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None: ...
 
@@ -97,7 +97,6 @@ class FrameCollector:
         self.frames: list[FlatFrames] = []
         self.rejects: list[dict[str, Any]] = []
         self.newest: datetime | None = None
-        self._seen: set[str] = set()
 
     def watermark(self, provider: str) -> datetime | None:
         return self._watermark
@@ -111,7 +110,6 @@ class FrameCollector:
     def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
                          ) -> Future[ChunkCounts]:
         self.frames.append(flat)
-        self._seen.update(flat.batches.get_column("batch_id").to_list())
         done: Future[ChunkCounts] = Future()
         done.set_result(ChunkCounts(rejected=len(flat.rejects)))
         return done
@@ -119,8 +117,8 @@ class FrameCollector:
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
         self.rejects.extend(rejects)
 
-    def stale_open_batches(self, provider: str, run_id: str) -> list[str]:
-        return [b for b in self._open_ids if b not in self._seen]
+    def open_batches(self, provider: str) -> list[str]:
+        return self._open_ids
 
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None:
@@ -210,11 +208,17 @@ class _Chunker:
 
     MAX_PENDING = 2  # chunks flattened but not yet merged: bounds memory
 
-    def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
+    def __init__(self, ctx: RunContext, provider: str, result: ProviderResult,
+                 open_ids: list[str] | None = None) -> None:
         self.ctx, self.provider, self.result = ctx, provider, result
         self.buffer: list[Any] = []
         self.newest: int | None = None
         self.pending: list[Future[ChunkCounts]] = []
+        # Batches stored as open when the run began and not yet seen by it, newest first:
+        # what the listing misses is followed by id. Held here (not read back from the
+        # table after the loads) so the by-id fetch needs no wait for the merges, and only
+        # open ids are kept, so memory does not grow with the sync.
+        self.unseen_open: dict[str, None] = dict.fromkeys(open_ids or ())
 
     def add(self, objects: list[Any]) -> None:
         self.buffer.extend(objects)
@@ -230,12 +234,21 @@ class _Chunker:
                                store_raw=ctx.settings.store_raw)
         if flat.newest_created_at is not None:
             self.newest = max(self.newest or 0, flat.newest_created_at)
+        if self.unseen_open:
+            for bid in flat.ids_among(self.unseen_open):
+                del self.unseen_open[bid]
         if flat.duplicates:
             self.result.warnings.append(f"{flat.duplicates} duplicate ids in one chunk")
         while len(self.pending) >= self.MAX_PENDING:
             self.result.counts.add(self.pending.pop(0).result())
         self.pending.append(ctx.warehouse.load_chunk_async(
             flat, run_id=ctx.run_id, observed_at=ctx.started_at))
+
+    def stale_open(self) -> list[str]:
+        """Open batches neither loaded nor buffered by this run. The buffer is not flushed
+        first, so a short listing and its by-id follow-ups share one chunk (one merge)."""
+        buffered = {o.get("id") for o in self.buffer if type(o) is dict}
+        return [bid for bid in self.unseen_open if bid not in buffered]
 
     def drain(self) -> None:
         """Flush and wait until every chunk is committed (or raise its error)."""
@@ -258,17 +271,17 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     watermark = None if mode != "incremental" else wh.watermark(provider)
     result = ProviderResult(provider, mode=mode, watermark_used=watermark)
     wh.start_run(ctx.run_id, provider, mode, ctx.started_at, watermark)
-    chunker = _Chunker(ctx, provider, result)
+    chunker = _Chunker(ctx, provider, result, None if batch_ids else wh.open_batches(provider))
     try:
         if batch_ids:
             _fetch_by_id(ctx, provider, batch_ids, chunker, result, strict=True)
         else:
             finished = _list(ctx, provider, watermark, chunker, result)
-            chunker.drain()
-            stale = wh.stale_open_batches(provider, ctx.run_id)
+            stale = chunker.stale_open()
             if stale:
                 _fetch_by_id(ctx, provider, stale, chunker, result, strict=False)
                 result.refetched = len(stale)
+            chunker.drain()  # the watermark moves only once everything below it is committed
             if finished and chunker.newest is not None:
                 wh.advance_watermark(provider, datetime.fromtimestamp(chunker.newest, UTC),
                                      ctx.run_id, datetime.now(UTC))

@@ -143,7 +143,7 @@ def _run_distributed(wh: Warehouse, run_id: str, provs: tuple[str, ...], base_ur
     futures = []
     for p in provs:
         mark = None if full_refresh or batch_ids else wh.watermark(p)
-        open_ids = [] if batch_ids else wh.stale_open_batches(p, run_id)
+        open_ids = [] if batch_ids else wh.open_batches(p)
         futures.append(fetch_provider_task.submit(run_id, p, base_url, mark, open_ids, started,
                                                   full_refresh, batch_ids))
     results = []

@@ -125,12 +125,17 @@ def test_lifecycle_across_four_syncs_leaves_four_snapshots(make_gateway: Any, db
     plan = _plan("openai", "batch_life", now - 300)
     gw = make_gateway(0, providers=("openai",), now=now, plans=[plan])
     s = settings_for(gw, db_path)
-    seen = []
+    seen, stamps = [], []
     for step in (0, 600, 3600, 600):  # validating, in_progress, finalizing, completed
         gw.advance(step)
         sync(s)
         seen.append(rows(db_path, "SELECT status FROM batches")[0][0])
+        stamps.append(rows(db_path, "SELECT first_seen_at, last_changed_at FROM batches")[0])
     assert seen == ["validating", "in_progress", "finalizing", "completed"]
+    # a change replaces the stored version (one row, still) and keeps when it was first seen
+    assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == 1
+    assert {first for first, _ in stamps} == {stamps[0][0]}
+    assert [changed for _, changed in stamps] == sorted({c for _, c in stamps})
     snaps = rows(db_path, "SELECT status_norm FROM batch_snapshots ORDER BY observed_at")
     assert [r[0] for r in snaps] == seen
     q, p, t = rows(db_path, "SELECT queue_s, processing_s, total_s FROM batches")[0]

@@ -55,6 +55,11 @@ class FlatFrames:
     newest_created_at: int | None = None
     oldest_created_at: int | None = None
 
+    def ids_among(self, candidates: Iterable[str]) -> list[str]:
+        """The batch ids of this chunk that are among ``candidates`` (vectorised)."""
+        ids = self.batches.get_column("batch_id")
+        return ids.filter(ids.is_in(pl.Series(list(candidates), dtype=pl.String))).to_list()
+
 
 def _type_name(v: Any) -> str:
     return {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object",

@@ -220,12 +220,12 @@ class Warehouse:
                 "updated_at = excluded.updated_at, run_id = excluded.run_id",
                 [provider, newest, at, run_id])
 
-    def stale_open_batches(self, provider: str, run_id: str) -> list[str]:
-        """Non-terminal batches this run has not seen: to be followed by id."""
+    def open_batches(self, provider: str) -> list[str]:
+        """Stored non-terminal batches, newest first: what a sync must see again (by listing
+        or by id)."""
         return [r[0] for r in self.query(
             "SELECT batch_id FROM batches WHERE provider = ? AND NOT is_terminal "
-            "AND last_run_id IS DISTINCT FROM ? ORDER BY created_at DESC NULLS LAST",
-            [provider, run_id])]
+            "ORDER BY created_at DESC NULLS LAST", [provider])]
 
 
 def _params_for(stmt: str, observed_at: datetime, run_id: str) -> list[Any]:

@@ -11,6 +11,7 @@ SELECT s.provider, s.batch_id,
             WHEN b.content_hash IS DISTINCT FROM s.content_hash THEN 'updated'
             ELSE 'unchanged' END AS change,
        (b.batch_id IS NULL OR b.errors_json IS DISTINCT FROM s.errors_json) AS errors_changed,
-       (b.batch_id IS NULL OR b.metadata IS DISTINCT FROM s.metadata) AS metadata_changed
+       (b.batch_id IS NULL OR b.metadata IS DISTINCT FROM s.metadata) AS metadata_changed,
+       b.rowid AS stored_rowid, b.first_seen_at
 FROM stage_batches s
 LEFT JOIN batches b ON b.provider = s.provider AND b.batch_id = s.batch_id;
