@@ -257,3 +257,13 @@ def test_progress_bar_on_a_terminal_only(gateway: SimGateway, tmp_path: Path) ->
     piped = run_cli("sync", "--base-url", gateway.base_url, "--db", db, "--providers", "openai")
     assert piped.returncode == 0
     assert not progress.search(piped.stdout + piped.stderr)
+
+
+def test_a_memory_cap_that_is_too_small_or_unreadable_is_one_line(gateway: Any, db_path: str
+                                                                   ) -> None:
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+                  env={"BATCHLAKE_DUCKDB_MEMORY": "4MB"})
+    one_line_error(res, "BATCHLAKE_DUCKDB_MEMORY", "4MB")
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+                  env={"BATCHLAKE_DUCKDB_MEMORY": "lots"})
+    one_line_error(res, "BATCHLAKE_DUCKDB_MEMORY='lots' is not a memory size")

@@ -19,7 +19,7 @@ def test_tables_match_the_schema_definition(db_path: str) -> None:
                                             "WHERE table_name = ? ORDER BY ordinal_position",
                                    [t.name])]
         assert cols == t.column_names(), t.name
-    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(1,)]
+    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(2,)]
 
 
 def test_older_file_gains_missing_columns_and_keeps_its_rows(gateway: Any, db_path: str
@@ -34,3 +34,20 @@ def test_older_file_gains_missing_columns_and_keeps_its_rows(gateway: Any, db_pa
     assert rows(db_path, "SELECT count(*), count(cache_hit_latency) FROM batches") == [(n, 0)]
     rep = sync(settings_for(gateway, db_path), full_refresh=True)
     assert all(r.status == "ok" for r in rep.results)
+
+
+def test_file_from_before_row_key_finds_its_batches_again(gateway: Any, db_path: str) -> None:
+    """A file written before the merge's lookup key existed gains the key for every stored
+    batch, so the next sync finds them all (no doubled rows, no false 'new')."""
+    sync(settings_for(gateway, db_path))
+    n = rows(db_path, "SELECT count(*) FROM batches")[0][0]
+    con = duckdb.connect(db_path)
+    con.execute("ALTER TABLE batches DROP COLUMN row_key")
+    con.execute("DELETE FROM schema_migrations WHERE version >= 2")
+    con.execute("UPDATE schema_state SET fingerprint = 'before row_key'")
+    con.close()
+    rep = sync(settings_for(gateway, db_path), full_refresh=True)
+    assert sum(r.counts.inserted for r in rep.results) == 0
+    assert sum(r.counts.unchanged for r in rep.results) == n
+    assert rows(db_path, "SELECT count(*), count(DISTINCT (provider, batch_id)), count(row_key) "
+                         "FROM batches") == [(n, n, n)]

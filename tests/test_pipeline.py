@@ -237,3 +237,42 @@ def test_derived_deadline_and_overdue(make_gateway: Any, db_path: str) -> None:
     assert overdue is True
     late_rows = rows(db_path, "SELECT batch_id, late_s FROM v_overdue")
     assert late_rows[0][0] == "batch_late" and late_rows[0][1] >= 86400 - 5
+
+
+def test_a_row_key_collision_does_not_merge_two_batches(gateway: Any, db_path: str) -> None:
+    """row_key is a 63-bit hash: a stored batch sharing one with an incoming batch must not be
+    taken for it (matches are confirmed on provider and batch_id)."""
+    s = settings_for(gateway, db_path)
+    sync(s)
+    n = rows(db_path, "SELECT count(*) FROM batches")[0][0]
+    con = duckdb.connect(db_path)
+    con.execute("INSERT INTO batches SELECT * REPLACE ('collider' AS batch_id, "
+                "'other content' AS content_hash) FROM batches WHERE provider = 'openai' "
+                "LIMIT 1")
+    con.close()
+    rep = sync(s, full_refresh=True)
+    assert sum(r.counts.inserted for r in rep.results) == 0
+    assert sum(r.counts.updated for r in rep.results) == 0
+    assert sum(r.counts.unchanged for r in rep.results) == n
+    assert rows(db_path, "SELECT content_hash FROM batches WHERE batch_id = 'collider'"
+                ) == [("other content",)]
+    assert rows(db_path, "SELECT count(*), count(DISTINCT (provider, batch_id)) FROM batches"
+                ) == [(n + 1, n + 1)]
+
+
+def test_last_seen_at_moves_for_open_batches_only(make_gateway: Any, db_path: str) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    running = _plan("openai", "batch_running", now - 900, run_s=86400)
+    done = _plan("openai", "batch_done", now - 7200, run_s=60)
+    gw = make_gateway(0, providers=("openai",), now=now, plans=[running, done])
+    s = settings_for(gw, db_path)
+    sync(s)
+    q = "SELECT batch_id, status, last_seen_at, last_changed_at FROM batches ORDER BY 1"
+    before = {r[0]: r[1:] for r in rows(db_path, q)}
+    assert before["batch_done"][0] == "completed" and before["batch_running"][0] == "in_progress"
+    rep = sync(s)
+    assert rep.results[0].counts.unchanged == 2
+    after = {r[0]: r[1:] for r in rows(db_path, q)}
+    assert after["batch_running"][1] > before["batch_running"][1]  # re-confirmed still open
+    assert after["batch_running"][2] == before["batch_running"][2]  # but not changed
+    assert after["batch_done"] == before["batch_done"]  # final: left alone

@@ -198,13 +198,23 @@ _DERIVED = (
        tracked=False),
     _c("content_hash", "str", "md5 of the tracked columns; a new value is a change.",
        tracked=False, snapshot=True),
+    _c("row_key", "int", "Lookup key of the merge: 63 bits of md5(provider, batch_id). A "
+       "match on it is confirmed on provider and batch_id, so a collision costs nothing.",
+       tracked=False),
 )
+
+# The one definition of row_key (rendered into the merge and the migration that fills it in
+# older files). md5, not DuckDB's hash(): stored keys must stay valid across DuckDB releases.
+ROW_KEY_SQL = ("CAST(md5_number_lower(provider || chr(0) || batch_id) & 9223372036854775807 "
+               "AS BIGINT)")
 
 _BOOKKEEPING = (
     _c("first_seen_at", "ts", "When batchlake first stored this batch.", tracked=False),
-    _c("last_seen_at", "ts", "Start of the last sync that saw this batch.", tracked=False),
+    _c("last_seen_at", "ts", "Start of the last sync that saw this batch open, or saw it change. "
+       "A terminal batch is final and not re-confirmed: it keeps the sync that saw it "
+       "become (or first saw it) terminal.", tracked=False),
     _c("last_changed_at", "ts", "Start of the last sync that saw it change.", tracked=False),
-    _c("last_run_id", "str", "Run id of the last sync that saw this batch.", tracked=False),
+    _c("last_run_id", "str", "Run id of the sync of last_seen_at.", tracked=False),
 )
 
 BATCHES = Table(
@@ -324,7 +334,8 @@ TRACKED_COLUMNS: tuple[str, ...] = tuple(
 )
 # Frames the transform produces and the loader consumes (bookkeeping is the loader's).
 STAGED_BATCH_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in BATCHES.columns if c not in _BOOKKEEPING and c.name != "content_hash"
+    c.name for c in BATCHES.columns
+    if c not in _BOOKKEEPING and c.name not in ("content_hash", "row_key")
 )
 
 

@@ -14,10 +14,10 @@ import polars as pl
 
 import sql
 from batchlake.errors import ConfigError, DatabaseError, DatabaseLocked
-from transforms.schema import TABLES, create_table_sql
+from transforms.schema import ROW_KEY_SQL, TABLES, create_table_sql
 
 CHECKPOINT_THRESHOLD = "64MB"
-DEFAULT_MEMORY_LIMIT = "96MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)
+DEFAULT_MEMORY_LIMIT = "48MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)
 _LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
 _PID = re.compile(r"PID (\d+)")
 
@@ -86,23 +86,33 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
     return con
 
 
+def memory_limit() -> str:
+    return os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
+
+
 def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Cap DuckDB for a sync: measured (bench/), 96MB keeps peak RSS at ~270MB for 100k
-    batches and ~305MB for 1M (160MB: 282/361MB; unbounded: 460MB at 100k) for a few % of
-    speed. The merges spill past it; nothing in a sync needs an index held in memory."""
-    limit = os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
-    con.execute(f"SET memory_limit = '{limit}'")
+    """Cap DuckDB for a sync. Measured (bench/, pages of 100): peak RSS 234 MB at 100k batches
+    and 255 MB at 1M with 48MB (96MB: 266/302 MB; 64MB: 245/270 MB; 32MB runs out). A full
+    refresh of 1M batches fits in 48MB; the merges spill past the cap; nothing in a sync
+    needs an index held in memory."""
+    limit = memory_limit()
+    try:
+        con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")  # no quotes in SQL
+    except duckdb.Error:
+        raise ConfigError(f"BATCHLAKE_DUCKDB_MEMORY={limit!r} is not a memory size; use e.g. "
+                          "256MB or 2GB") from None
 
 
 def migration_values() -> dict[str, str]:
-    return {f"create:{t.name}": create_table_sql(t) for t in TABLES}
+    return {**{f"create:{t.name}": create_table_sql(t) for t in TABLES},
+            "row_key": ROW_KEY_SQL}
 
 
 def schema_fingerprint() -> str:
     """A digest of everything ``migrate`` would apply: unchanged means nothing to do."""
     parts = [sql.read(f"migrations/{n}") for n in sql.listing("migrations")]
     parts += [sql.read(f"views/{n}") for n in sql.listing("views")]
-    parts += [create_table_sql(t) for t in TABLES]
+    parts += [create_table_sql(t) for t in TABLES] + [ROW_KEY_SQL]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -15,8 +15,8 @@ from warehouse.db import connect
 
 # Partitioned tables: the column that says a row changed, and how to derive created_date.
 _PARTITIONED = {
-    # last_seen_at moves whenever a sync sees a batch, last_changed_at only on change; the
-    # lake mirrors both, so a partition is rewritten when any row in it was seen.
+    # last_seen_at moves when a sync sees a batch change or still open, last_changed_at only
+    # on change; the lake mirrors both, so a partition is rewritten when either moved.
     "batches": ("last_seen_at", "CAST(created_at AS DATE)"),
     "batch_snapshots": ("observed_at", "CAST(observed_at AS DATE)"),
 }

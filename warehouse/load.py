@@ -7,19 +7,28 @@ converges because every statement is an idempotent merge.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 import polars as pl
 
 import sql
+from batchlake.errors import DatabaseError
 from transforms.flatten import FlatFrames
-from transforms.schema import BATCH_SNAPSHOTS, BATCHES, REJECTS, STAGED_BATCH_COLUMNS
-from warehouse.db import connect, limit_memory, migrate, query_frame
+from transforms.schema import (
+    BATCH_SNAPSHOTS,
+    BATCHES,
+    REJECTS,
+    ROW_KEY_SQL,
+    STAGED_BATCH_COLUMNS,
+)
+from warehouse.db import connect, limit_memory, memory_limit, migrate, query_frame
 
 
 class ArrowStream:
@@ -51,6 +60,7 @@ def merge_values() -> dict[str, str]:
             if c.name not in ("provider", "batch_id", "observed_at", "run_id")]
     return {
         "hash_inputs": ", ".join(_hash_input(c) for c in tracked),
+        "row_key": ROW_KEY_SQL,
         "snapshot_cols": ", ".join(_q(c) for c in snap),
         "snapshot_cols_s": ", ".join(f"s.{_q(c)}" for c in snap),
         "staged_cols": ", ".join(_q(c) for c in staged),
@@ -60,16 +70,57 @@ def merge_values() -> dict[str, str]:
     }
 
 
-_MERGE: list[str] | None = None
+@dataclass(frozen=True)
+class MergeStatement:
+    """One statement of ``sql/merge``: it runs when any of the chunk's counts named in its
+    ``-- when:`` line is non-zero (always, without one)."""
+
+    text: str
+    when: frozenset[str]
+
+    def applies(self, counts: ChunkCounts) -> bool:
+        return not self.when or any(getattr(counts, name) for name in self.when)
+
+    def params(self, observed_at: datetime, run_id: str) -> list[Any]:
+        return ([observed_at, run_id] if "$2" in self.text
+                else [observed_at] if "$1" in self.text else [])
 
 
-def merge_statements() -> list[str]:
-    global _MERGE
-    if _MERGE is None:
+def _statement(text: str) -> MergeStatement:
+    when = [ln.split(":", 1)[1] for ln in text.splitlines() if ln.startswith("-- when:")]
+    names = frozenset(n.strip() for part in when for n in part.split(","))
+    unknown = names - {"inserted", "updated", "unchanged"}
+    if unknown:
+        raise ValueError(f"unknown count in a merge statement's '-- when:': {sorted(unknown)}")
+    return MergeStatement(text, names)
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """A chunk's merge: stage it (01), count what is new/changed/unchanged (02), then run
+    the statements those counts call for (03-05)."""
+
+    stage: list[MergeStatement]
+    counts_query: str
+    apply: list[MergeStatement]
+
+
+_PLAN: MergePlan | None = None
+
+
+def merge_plan() -> MergePlan:
+    global _PLAN
+    if _PLAN is None:
         values = merge_values()
-        _MERGE = [stmt for n in sql.listing("merge") if not n.startswith("05_")
-                  for stmt in sql.statements(sql.render(sql.read(f"merge/{n}"), values))]
-    return _MERGE
+
+        def parse(name: str) -> list[MergeStatement]:
+            return [_statement(t) for t in sql.statements(sql.render(
+                sql.read(f"merge/{name}"), values))]
+
+        names = sql.listing("merge")
+        _PLAN = MergePlan(parse("01_stage.sql"), sql.read("merge/02_counts.sql"),
+                          [st for n in names if n[:2] > "02" for st in parse(n)])
+    return _PLAN
 
 
 @dataclass
@@ -88,10 +139,30 @@ class ChunkCounts:
         self.snapshots += other.snapshots
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _oom_is_a_setting(fn: Callable[P, R]) -> Callable[P, R]:
+    """DuckDB running out of the sync's memory cap is a setting to raise, not a crash."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except duckdb.OutOfMemoryException:
+            raise DatabaseError(
+                f"DuckDB ran out of the sync's {memory_limit()} memory cap; set "
+                "BATCHLAKE_DUCKDB_MEMORY higher (e.g. 256MB) and run the sync again") from None
+
+    return wrapper
+
+
 class Warehouse:
     """batchlake's DuckDB file. Thread-safe: writes are serialised by one lock, so fetch
     threads of several providers can share it."""
 
+    @_oom_is_a_setting
     def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0) -> None:
         self.db_path = db_path
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
@@ -117,15 +188,18 @@ class Warehouse:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_oom_is_a_setting
     def query(self, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:
             return self.con.execute(text, params or []).fetchall()
 
+    @_oom_is_a_setting
     def frame(self, text: str, params: list[Any] | None = None) -> pl.DataFrame:
         with self.lock:
             return query_frame(self.con, text, params)
 
     # -- chunks ------------------------------------------------------------------------------
+    @_oom_is_a_setting
     def load_chunk(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
                    ) -> ChunkCounts:
         """Merge one chunk in one transaction; return what changed."""
@@ -138,13 +212,17 @@ class Warehouse:
                     con.register("incoming_batches", ArrowStream(flat.batches))
                     con.register("incoming_errors", ArrowStream(flat.errors))
                     con.register("incoming_metadata", ArrowStream(flat.metadata))
-                    for stmt in merge_statements():
-                        con.execute(stmt, _params_for(stmt, observed_at, run_id))
+                    plan = merge_plan()
+                    for stmt in plan.stage:
+                        con.execute(stmt.text, stmt.params(observed_at, run_id))
                     # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a
                     # result is unfinished.
-                    row = con.execute(sql.read("merge/05_counts.sql")).fetchall()[0]
+                    row = con.execute(plan.counts_query).fetchall()[0]
                     counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
                     counts.snapshots = counts.inserted + counts.updated
+                    for stmt in plan.apply:
+                        if stmt.applies(counts):
+                            con.execute(stmt.text, stmt.params(observed_at, run_id))
                 if flat.rejects:
                     self._insert_rejects(flat.rejects, run_id, observed_at)
                 con.execute("COMMIT")
@@ -169,6 +247,7 @@ class Warehouse:
         finally:
             self.con.unregister("incoming_rejects")
 
+    @_oom_is_a_setting
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
         """Record rejects outside a chunk (e.g. a whole page that could not be read)."""
         with self.lock:
@@ -181,6 +260,7 @@ class Warehouse:
                 raise
 
     # -- run bookkeeping ---------------------------------------------------------------------
+    @_oom_is_a_setting
     def start_run(self, run_id: str, provider: str, mode: str, started_at: datetime,
                   watermark: datetime | None) -> None:
         with self.lock:
@@ -190,6 +270,7 @@ class Warehouse:
                 "rejected, snapshots_appended) VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, "
                 "0, 0, 0)", [run_id, provider, mode, started_at, watermark])
 
+    @_oom_is_a_setting
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None) -> None:
@@ -207,6 +288,7 @@ class Warehouse:
         rows = self.query("SELECT watermark FROM sync_state WHERE provider = ?", [provider])
         return rows[0][0] if rows else None
 
+    @_oom_is_a_setting
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None:
         """Move the watermark forward (never back) once a listing has finished."""
@@ -220,16 +302,13 @@ class Warehouse:
                 "updated_at = excluded.updated_at, run_id = excluded.run_id",
                 [provider, newest, at, run_id])
 
+    @_oom_is_a_setting
     def open_batches(self, provider: str) -> list[str]:
         """Stored non-terminal batches, newest first: what a sync must see again (by listing
         or by id)."""
         return [r[0] for r in self.query(
             "SELECT batch_id FROM batches WHERE provider = ? AND NOT is_terminal "
             "ORDER BY created_at DESC NULLS LAST", [provider])]
-
-
-def _params_for(stmt: str, observed_at: datetime, run_id: str) -> list[Any]:
-    return [observed_at, run_id] if "$2" in stmt else ([observed_at] if "$1" in stmt else [])
 
 
 def open_read_only(db_path: str, lock_timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
