@@ -270,16 +270,18 @@ def gateway(
         help="Providers to simulate (default: openai,anthropic,gemini,bedrock,azure).")] = None,
     history_days: Annotated[float, typer.Option(
         help="Batches were created over this many days before now.")] = 3.0,
+    metadata_keys: Annotated[int, typer.Option(
+        help="Metadata keys per tagged batch: 2 (team, job) up to 12 (~1 KB objects).")] = 2,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
-    Example: batchlake gateway --port 8080 --batches 100000
+    Example: batchlake gateway --port 8080 --batches 100000 --metadata-keys 12
     """
     from simulator import SimGateway
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
                     future_share=future_share, providers=parse_providers(providers),
-                    history_s=int(history_days * 86400))
+                    history_s=int(history_days * 86400), metadata_keys=metadata_keys)
     err.print(f"simulated gateway on http://127.0.0.1:{port} ({batches} batches)")
     try:
         gw.serve_forever(port=port)

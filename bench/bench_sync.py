@@ -11,6 +11,7 @@ then runs, each as a whole fresh process (imports included):
 and prints objects/s, peak RSS and the ratios batchlake/dlt and batchlake/fetch-only.
 
     python bench/bench_sync.py --sizes 10000,100000
+    python bench/bench_sync.py --sizes 100000 --metadata-keys 12   # ~1 KB objects
 """
 
 from __future__ import annotations
@@ -143,12 +144,20 @@ def have_dlt() -> bool:
                           ).returncode == 0
 
 
-def bench(n: int, with_dlt: bool, dlt_default_max: int = 0
-          ) -> dict[str, dict[str, float] | None]:
-    gw, url = start_gateway(n)
+def mean_object_bytes(url: str) -> float:
+    """Average size of a listed object as the gateway sends it (compact JSON)."""
+    body = httpx.get(url + "/v1/batches", params={"provider": "openai", "limit": PAGE}).json()
+    sizes = [len(json.dumps(o, separators=(",", ":"))) for o in body["data"]]
+    return sum(sizes) / max(len(sizes), 1)
+
+
+def bench(n: int, with_dlt: bool, dlt_default_max: int = 0, metadata_keys: int = 2
+          ) -> tuple[float, dict[str, dict[str, float] | None]]:
+    gw, url = start_gateway(n, "--future-share", "0", "--metadata-keys", str(metadata_keys))
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-bench-"))
     try:
         run("warm-up", FETCH_HTTPX, [url])  # renders and caches every object once
+        size = mean_object_bytes(url)
         results = {
             "fetch-stdlib": run("fetch-stdlib", FETCH_STDLIB, [url]),
             "fetch-httpx": run("fetch-httpx", FETCH_HTTPX, [url]),
@@ -162,7 +171,7 @@ def bench(n: int, with_dlt: bool, dlt_default_max: int = 0
             if n <= dlt_default_max:  # ~100x slower: only at small N
                 results["dlt-default"] = run("dlt-default", DLT, [
                     url, str(tmp / "dltd.duckdb"), str(tmp / "dltd"), "default"])
-        return results
+        return size, results
     finally:
         gw.terminate()
         gw.wait()
@@ -175,14 +184,18 @@ def main() -> None:
     ap.add_argument("--no-dlt", action="store_true", help="skip the dlt peer")
     ap.add_argument("--dlt-default-max", type=int, default=10_000,
                     help="also run dlt's default loader for N up to this (it is slow)")
+    ap.add_argument("--metadata-keys", type=int, default=2,
+                    help="metadata keys per tagged batch: 2 (~600-byte objects) or 12 (~1 KB, "
+                         "the issue's objects)")
     args = ap.parse_args()
     with_dlt = not args.no_dlt and have_dlt()
     if not with_dlt and not args.no_dlt:
         print("dlt not installed (pip install -r requirements-bench.lock): peer skipped")
     print(f"machine: {os.cpu_count()} cores; pages of {PAGE}; whole processes incl. imports")
     for n in (int(s) for s in args.sizes.split(",")):
-        res = bench(n, with_dlt, args.dlt_default_max)
-        print(f"\nN = {n:,}")
+        size, res = bench(n, with_dlt, args.dlt_default_max, args.metadata_keys)
+        print(f"\nN = {n:,}, objects of {size:,.0f} bytes on average "
+              f"({args.metadata_keys} metadata keys)")
         print(f"{'approach':<14}{'objects':>10}{'seconds':>10}{'objects/s':>12}{'peak RSS MB':>13}")
         for name, r in res.items():
             if r is None:

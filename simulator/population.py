@@ -67,12 +67,36 @@ def _batch_id(provider: str, rng: random.Random, i: int) -> str:
     return f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{h}{i:05d}"
 
 
+# Tags teams add beyond team/job (OpenAI allows 16 metadata keys): ``metadata_keys`` > 2
+# adds these, derived from the batch number so the random draws (and seeds) stay as they are.
+EXTRA_METADATA: tuple[tuple[str, str], ...] = (
+    ("env", "prod|staging|dev"), ("owner", "ana@example.com|bo@example.com|cy@example.com"),
+    ("project", "support-triage|search-reindex|eval-nightly|doc-summaries"),
+    ("cost_center", "cc-1042|cc-2210|cc-3307"), ("dataset", "tickets-2026q4|docs-v12|evalset-7"),
+    ("pipeline_run", "run-{i}"), ("prompt_version", "v3|v4|v5"), ("region", "us|eu|apac"),
+    ("description", "Nightly re-summarisation of support tickets for the triage dashboard|"
+     "Embedding refresh of the product docs after the v12 release, all locales|"
+     "Offline evaluation of the ranking prompt against the weekly golden set"),
+    ("source", "s3://llm-batch-inputs/{i}/requests-part-0001.jsonl"),
+)
+
+
+def _extra_metadata(i: int, keys: int) -> dict[str, str]:
+    out = {}
+    for k, (name, values) in enumerate(EXTRA_METADATA[: max(0, keys - 2)]):
+        choices = values.split("|")
+        out[name] = choices[(i + k) % len(choices)].format(i=i)
+    return out
+
+
 def make_population(
     n: int, now: int, seed: int = 7, history_s: int = 3 * 86400,
     providers: tuple[str, ...] = PROVIDERS, future_share: float = 0.0, future_s: int = 86400,
+    metadata_keys: int = 2,
 ) -> list[Plan]:
     """``n`` batches spread over ``providers``, created in the ``history_s`` before ``now``;
-    a ``future_share`` of them is created in the ``future_s`` after it (new arrivals)."""
+    a ``future_share`` of them is created in the ``future_s`` after it (new arrivals).
+    Tagged batches carry ``metadata_keys`` metadata keys (2: team and job; up to 12)."""
     rng = random.Random(seed)
     plans: list[Plan] = []
     for i in range(n):
@@ -109,7 +133,8 @@ def make_population(
             fail_ratio=rng.random() * 0.1,
             model=model,
             endpoint=rng.choice(ENDPOINTS),
-            metadata={"team": rng.choice(TEAMS), "job": f"job-{rng.randint(1, 40)}"}
+            metadata={"team": rng.choice(TEAMS), "job": f"job-{rng.randint(1, 40)}",
+                      **_extra_metadata(i, metadata_keys)}
             if rng.random() < 0.8 else {},
             cache=cache,
             n_errors=rng.choice([0, 0, 1, 2, 3]) if outcome == "failed" else 0,

@@ -85,6 +85,7 @@ class SimGateway:
         auto_advance_s: int = 0,
         future_share: float = 0.0,
         plans: list[Plan] | None = None,
+        metadata_keys: int = 2,
     ) -> None:
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
@@ -98,7 +99,7 @@ class SimGateway:
         self._nonce = 0
         all_plans = plans if plans is not None else make_population(
             n, self.now, seed=seed, history_s=history_s, providers=providers,
-            future_share=future_share)
+            future_share=future_share, metadata_keys=metadata_keys)
         self.by_provider: dict[str, list[Plan]] = {p: [] for p in providers}
         for pl in all_plans:
             self.by_provider.setdefault(pl.provider, []).append(pl)

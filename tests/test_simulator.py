@@ -92,3 +92,15 @@ def test_batches_move_through_their_lifecycle(gateway: SimGateway) -> None:
     gateway.advance(12 * 3600)
     after = {o["id"]: o["status"] for o in gateway.truth("openai")}
     assert sum(before[k] != after[k] for k in before) > 0
+
+
+def test_rich_metadata_gives_the_issues_kilobyte_objects_and_still_validates() -> None:
+    lists = validator("BatchListResponse")
+    with SimGateway(200, seed=3, providers=("openai",), metadata_keys=12) as gw, \
+            httpx.Client(base_url=gw.base_url) as c:
+        body = c.get("/v1/batches", params={"provider": "openai", "limit": 100}).json()
+    assert not errors(lists, body)
+    tagged = [o for o in body["data"] if o.get("metadata")]
+    assert tagged and all(len(o["metadata"]) == 12 for o in tagged)
+    sizes = [len(json.dumps(o, separators=(",", ":"))) for o in tagged]
+    assert 800 <= sum(sizes) / len(sizes) <= 1300

@@ -415,9 +415,14 @@ def flatten_objects(
             cols["_errors"][i], cols["_meta"][i] = errs, meta
         error_rows = [er for i, ers in enumerate(cols.pop("_errors"))
                       if ers and i not in rejected for er in ers]
-        meta_rows = [(bid, k, v) for i, (bid, m) in enumerate(
-                     zip(cols["batch_id"], cols.pop("_meta"), strict=True))
-                     if m and i not in rejected for k, v in m.items()]
+        meta_ids: list[str] = []
+        meta_keys: list[str] = []
+        meta_values: list[str] = []
+        for i, (bid, m) in enumerate(zip(cols["batch_id"], cols.pop("_meta"), strict=True)):
+            if m and i not in rejected:  # column-wise: ~4x faster than rows into polars
+                meta_ids.extend([bid] * len(m))
+                meta_keys.extend(m)
+                meta_values.extend(m.values())
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -426,7 +431,7 @@ def flatten_objects(
     return FlatFrames(
         batches=batches,
         errors=_child_frame(error_rows, provider, BATCH_ERRORS.columns),
-        metadata=_metadata_frame(meta_rows, provider),
+        metadata=_metadata_frame(meta_ids, meta_keys, meta_values, provider),
         rejects=rejects,
         duplicates=duplicates,
         newest_created_at=_epoch(created.max()),
@@ -485,8 +490,10 @@ def _child_frame(rows: list[dict[str, Any]], provider: str, cols: tuple[Column, 
         [c.name for c in cols])
 
 
-def _metadata_frame(rows: list[tuple[str, str, str]], provider: str) -> pl.DataFrame:
-    schema = {"batch_id": pl.String(), "key": pl.String(), "value": pl.String()}
-    df = pl.DataFrame(rows, schema=schema, orient="row")
+def _metadata_frame(ids: list[str], keys: list[str], values: list[str], provider: str
+                    ) -> pl.DataFrame:
+    # Keys and values were checked to be strings: the strict constructor is safe.
+    df = pl.DataFrame({name: pl.Series(name, col, dtype=pl.String, strict=True)
+                       for name, col in (("batch_id", ids), ("key", keys), ("value", values))})
     return df.with_columns(pl.lit(provider, pl.String).alias("provider")).select(
         BATCH_METADATA.column_names())
