@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -155,6 +156,32 @@ class RunContext:
     full_refresh: bool = False
     on_progress: OnProgress | None = None
     logger: logging.Logger | logging.LoggerAdapter[Any] = log
+
+
+_SWITCH_LOCK = threading.Lock()
+_SWITCH_USERS = 0
+_SWITCH_SAVED = 0.005
+
+
+@contextlib.contextmanager
+def short_gil_switches(interval_s: float = 0.0002) -> Iterator[None]:
+    """Let threads take turns on the GIL every ``interval_s`` while syncs run, then restore
+    the interpreter's setting. The prefetch thread needs the GIL briefly and often (HTTP
+    parsing, JSON) and, with Python's default 5 ms, waits behind flattening on the other
+    thread; at 0.2 ms a sync of ~1 KB objects ran ~12% faster here (bench/)."""
+    global _SWITCH_USERS, _SWITCH_SAVED
+    with _SWITCH_LOCK:
+        if _SWITCH_USERS == 0:
+            _SWITCH_SAVED = sys.getswitchinterval()
+            sys.setswitchinterval(min(_SWITCH_SAVED, interval_s))
+        _SWITCH_USERS += 1
+    try:
+        yield
+    finally:
+        with _SWITCH_LOCK:
+            _SWITCH_USERS -= 1
+            if _SWITCH_USERS == 0:
+                sys.setswitchinterval(_SWITCH_SAVED)
 
 
 def new_run_id() -> str:
@@ -402,7 +429,8 @@ def sync(
     provs = providers or settings.providers
     started = datetime.now(UTC)
     rid = run_id or new_run_id()
-    with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+    with short_gil_switches(), \
+            Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger)
         with ThreadPoolExecutor(max_workers=max(1, len(provs)),

@@ -29,6 +29,7 @@ from batchlake.pipeline import (
     SyncReport,
     new_run_id,
     now_utc,
+    short_gil_switches,
     sync_provider,
 )
 from batchlake.settings import DEFAULT_DB, Settings, parse_providers
@@ -105,7 +106,8 @@ def sync_batches(
     run_id = f"prefect-{flow_run.get_id() or new_run_id()}"
     started = now_utc()
     _RESULTS[run_id] = {}
-    with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+    with short_gil_switches(), \
+            Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, run_id, started, full_refresh, None, logger)
         if not distributed:

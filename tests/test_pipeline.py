@@ -276,3 +276,12 @@ def test_last_seen_at_moves_for_open_batches_only(make_gateway: Any, db_path: st
     assert after["batch_running"][1] > before["batch_running"][1]  # re-confirmed still open
     assert after["batch_running"][2] == before["batch_running"][2]  # but not changed
     assert after["batch_done"] == before["batch_done"]  # final: left alone
+
+
+def test_a_sync_leaves_the_interpreters_thread_switching_as_it_was(gateway: Any, db_path: str
+                                                                  ) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    sync(settings_for(gateway, db_path))
+    assert sys.getswitchinterval() == before
