@@ -235,8 +235,7 @@ class _Chunker:
 
     MAX_PENDING = 2  # chunks flattened but not yet merged: bounds memory
 
-    def __init__(self, ctx: RunContext, provider: str, result: ProviderResult,
-                 open_ids: list[str] | None = None) -> None:
+    def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
         self.ctx, self.provider, self.result = ctx, provider, result
         self.buffer: list[Any] = []
         self.newest: int | None = None
@@ -245,7 +244,10 @@ class _Chunker:
         # what the listing misses is followed by id. Held here (not read back from the
         # table after the loads) so the by-id fetch needs no wait for the merges, and only
         # open ids are kept, so memory does not grow with the sync.
-        self.unseen_open: dict[str, None] = dict.fromkeys(open_ids or ())
+        self.unseen_open: dict[str, None] = {}
+
+    def expect_open(self, open_ids: list[str]) -> None:
+        self.unseen_open = dict.fromkeys(open_ids)
 
     def add(self, objects: list[Any]) -> None:
         self.buffer.extend(objects)
@@ -298,11 +300,12 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     watermark = None if mode != "incremental" else wh.watermark(provider)
     result = ProviderResult(provider, mode=mode, watermark_used=watermark)
     wh.start_run(ctx.run_id, provider, mode, ctx.started_at, watermark)
-    chunker = _Chunker(ctx, provider, result, None if batch_ids else wh.open_batches(provider))
+    chunker = _Chunker(ctx, provider, result)
     try:
         if batch_ids:
             _fetch_by_id(ctx, provider, batch_ids, chunker, result, strict=True)
         else:
+            chunker.expect_open(wh.open_batches(provider))
             finished = _list(ctx, provider, watermark, chunker, result)
             stale = chunker.stale_open()
             if stale:
