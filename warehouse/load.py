@@ -28,7 +28,7 @@ from transforms.schema import (
     ROW_KEY_SQL,
     STAGED_BATCH_COLUMNS,
 )
-from warehouse.db import connect, limit_memory, memory_limit, migrate, query_frame
+from warehouse.db import connect, memory_limit, migrate, query_frame, tune_for_sync
 
 
 class ArrowStream:
@@ -166,7 +166,7 @@ class Warehouse:
     def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0) -> None:
         self.db_path = db_path
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
-        limit_memory(self.con)
+        tune_for_sync(self.con)
         self.lock = threading.RLock()
         self.version = migrate(self.con)
         # One loader thread: merges run while the caller flattens the next chunk.
