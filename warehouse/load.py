@@ -65,8 +65,6 @@ def merge_values() -> dict[str, str]:
         "snapshot_cols_s": ", ".join(f"s.{_q(c)}" for c in snap),
         "staged_cols": ", ".join(_q(c) for c in staged),
         "staged_cols_s": ", ".join(f"s.{_q(c)}" for c in staged),
-        "update_set": ",\n    ".join(
-            f"{_q(c)} = s.{_q(c)}" for c in staged if c not in ("provider", "batch_id")),
     }
 
 
@@ -302,7 +300,6 @@ class Warehouse:
                 "updated_at = excluded.updated_at, run_id = excluded.run_id",
                 [provider, newest, at, run_id])
 
-    @_oom_is_a_setting
     def open_batches(self, provider: str) -> list[str]:
         """Stored non-terminal batches, newest first: what a sync must see again (by listing
         or by id)."""
