@@ -17,6 +17,8 @@ from simulator import DROP, Fault, SimGateway
 from tests.conftest import ROOT, rows, run_cli, settings_for
 from tests.expect import compare_row
 from tests.test_pipeline import assert_matches_truth, stored
+from warehouse.db import checkpoint_memory_limit
+from warehouse.load import _fatal_message
 
 BAD_OBJECTS: dict[str, tuple[dict[str, Any], str]] = {
     "missing id": ({"id": DROP}, "missing id"),
@@ -178,6 +180,62 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
         gw.stop()
 
 
+# DuckDB's own test switch makes every checkpoint fail the way one that runs out of memory
+# does: a FatalException after which the database is invalidated.
+ABORTING_CHECKPOINTS = """
+import sys
+import warehouse.load as load
+tune = load.tune_for_sync
+def abort_checkpoints(con):
+    tune(con)
+    con.execute("SET debug_checkpoint_abort = 'before_header'")
+    con.execute("SET checkpoint_threshold = '1MB'")  # so that a commit checkpoints
+load.tune_for_sync = abort_checkpoints
+from batchlake.cli import main
+main()
+"""
+
+
+def test_a_failed_checkpoint_is_one_line_and_the_next_sync_converges(tmp_path: Path) -> None:
+    db = str(tmp_path / "ckpt.duckdb")
+    gw = SimGateway(3_000, seed=5, providers=("openai",))
+    gw.start()
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", ABORTING_CHECKPOINTS, "sync", "--base-url", gw.base_url,
+             "--providers", "openai", "--db", db, "--quiet"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert res.returncode != 0
+        assert "Traceback" not in res.stderr + res.stdout
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "DuckDB stopped with a fatal error" in lines[0], res.stderr
+        assert "run the sync again" in lines[0]
+        # The file opens (its WAL replays) and the next sync ends exactly at the truth.
+        res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
+                      "--quiet")
+        assert res.returncode == 0, res.stderr
+        assert_matches_truth(gw, db)
+    finally:
+        gw.stop()
+
+
+def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> None:
+    """Measured: ~1 KB objects with a 36MB cap made a checkpoint run out of memory (fatal to
+    DuckDB) while every merge fitted. Commits run with checkpoint headroom, so it syncs."""
+    db = str(tmp_path / "tight.duckdb")
+    gw = SimGateway(100_000, seed=6, providers=("openai",), future_share=0.0,
+                    metadata_keys=12)
+    gw.start()
+    try:
+        res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
+                      "--quiet", env={"BATCHLAKE_DUCKDB_MEMORY": "36MB"}, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert rows(db, "SELECT count(*), count(DISTINCT batch_id) FROM batches") == [
+            (100_000, 100_000)]
+    finally:
+        gw.stop()
+
+
 def _wait_for(cond: Any, deadline_s: float) -> None:
     import time
 
@@ -226,3 +284,28 @@ def test_waiting_writer_proceeds_when_the_lock_is_released(gateway: SimGateway, 
     finally:
         holder.wait()
     assert_matches_truth(gateway, db_path)
+
+
+@pytest.mark.parametrize(("cap", "commits_with"), [
+    ("48MB", "64MB"),     # below the floor: checkpoints get the floor
+    ("2GB", "2GB"),       # above it: the user's cap, never lowered
+    ("64MB", "64MB"),
+    ("100000KiB", "100000KiB"),
+    ("80%", "80%"),       # not a plain size: left as the user set it
+])
+def test_commits_never_get_less_memory_than_the_checkpoint_floor(
+        cap: str, commits_with: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCHLAKE_DUCKDB_MEMORY", cap)
+    assert checkpoint_memory_limit() == commits_with
+
+
+def test_a_fatal_duckdb_error_reads_as_one_line_with_what_to_do() -> None:
+    oom = duckdb.FatalException(
+        'FATAL Error: Failed: database has been invalidated because of a previous fatal error.'
+        '\nOriginal error: "Failed to create checkpoint because of error: could not allocate '
+        'block of size 256.0 KiB (34.1 MiB/34.3 MiB used)\n\nPossible solutions:\n* Reducing')
+    msg = _fatal_message(oom)
+    assert "\n" not in msg and "BATCHLAKE_DUCKDB_MEMORY higher" in msg
+    other = _fatal_message(duckdb.FatalException("FATAL Error: disk went away\n\nmore"))
+    assert other.startswith("DuckDB stopped with a fatal error (FATAL Error: disk went away)")
+    assert "\n" not in other

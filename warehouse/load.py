@@ -7,6 +7,7 @@ converges because every statement is an idempotent merge.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -28,7 +29,16 @@ from transforms.schema import (
     ROW_KEY_SQL,
     STAGED_BATCH_COLUMNS,
 )
-from warehouse.db import connect, memory_limit, migrate, query_frame, tune_for_sync
+from warehouse.db import (
+    checkpoint_headroom,
+    checkpoint_memory_limit,
+    connect,
+    memory_limit,
+    migrate,
+    query_frame,
+    set_memory_limit,
+    tune_for_sync,
+)
 
 
 class ArrowStream:
@@ -141,8 +151,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_MEMORY_WORDS = ("could not allocate", "failed to pin", "out of memory")
+
+
+def _fatal_message(e: duckdb.FatalException) -> str:
+    """One line for an error after which DuckDB has invalidated the database."""
+    text = str(e)
+    if "Original error:" in text:  # a later statement, repeating the first fatal error
+        text = text.split("Original error:", 1)[1]
+    first = text.strip().strip('"').splitlines()[0] if text.strip() else "no message"
+    if any(w in text.lower() for w in _MEMORY_WORDS):
+        return (f"DuckDB ran out of memory writing the database file (checkpoint limit "
+                f"{checkpoint_memory_limit()}); the last committed chunk is kept: set "
+                "BATCHLAKE_DUCKDB_MEMORY higher (e.g. 256MB) and run the sync again")
+    return (f"DuckDB stopped with a fatal error ({first[:200]}); the last committed chunk is "
+            "kept: run the sync again")
+
+
 def _oom_is_a_setting(fn: Callable[P, R]) -> Callable[P, R]:
-    """DuckDB running out of the sync's memory cap is a setting to raise, not a crash."""
+    """DuckDB running out of the sync's memory cap is a setting to raise, not a crash; so is
+    a fatal error (DuckDB's answer to running out of memory in a checkpoint)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -152,6 +180,8 @@ def _oom_is_a_setting(fn: Callable[P, R]) -> Callable[P, R]:
             raise DatabaseError(
                 f"DuckDB ran out of the sync's {memory_limit()} memory cap; set "
                 "BATCHLAKE_DUCKDB_MEMORY higher (e.g. 256MB) and run the sync again") from None
+        except duckdb.FatalException as e:
+            raise DatabaseError(_fatal_message(e)) from None
 
     return wrapper
 
@@ -170,9 +200,18 @@ class Warehouse:
         # One loader thread: merges run while the caller flattens the next chunk.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
 
+    @_oom_is_a_setting
     def close(self) -> None:
         self._loader.shutdown(wait=True)
+        # Closing checkpoints what the WAL holds: give it the commits' headroom. Suppressed:
+        # a database already invalidated raised its error where that happened.
+        with contextlib.suppress(duckdb.FatalException):
+            set_memory_limit(self.con, checkpoint_memory_limit())
         self.con.close()
+
+    def _commit(self) -> None:
+        with checkpoint_headroom(self.con):
+            self.con.execute("COMMIT")
 
     def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
                          ) -> Future[ChunkCounts]:
@@ -223,7 +262,7 @@ class Warehouse:
                             con.execute(stmt.text, stmt.params(observed_at, run_id))
                 if flat.rejects:
                     self._insert_rejects(flat.rejects, run_id, observed_at)
-                con.execute("COMMIT")
+                self._commit()
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
