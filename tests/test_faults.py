@@ -12,11 +12,13 @@ from typing import Any
 import duckdb
 import pytest
 
+from batchlake.errors import ConfigError
 from batchlake.pipeline import sync
 from simulator import DROP, Fault, SimGateway
 from tests.conftest import ROOT, rows, run_cli, settings_for
 from tests.expect import compare_row
 from tests.test_pipeline import assert_matches_truth, stored
+from warehouse import Warehouse
 from warehouse.db import checkpoint_memory_limit
 from warehouse.load import _fatal_message
 
@@ -309,3 +311,18 @@ def test_a_fatal_duckdb_error_reads_as_one_line_with_what_to_do() -> None:
     other = _fatal_message(duckdb.FatalException("FATAL Error: disk went away\n\nmore"))
     assert other.startswith("DuckDB stopped with a fatal error (FATAL Error: disk went away)")
     assert "\n" not in other
+
+
+def test_a_warehouse_that_fails_to_open_releases_the_file(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived process (``batchlake serve``) whose sync fails while opening must not
+    keep the file locked against the next writer."""
+    Warehouse(db_path).close()
+    monkeypatch.setenv("BATCHLAKE_DUCKDB_MEMORY", "lots")
+    with pytest.raises(ConfigError) as failed:
+        Warehouse(db_path)
+    other = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+         db_path], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0, other.stderr  # not "Conflicting lock is held"
+    del failed

@@ -194,9 +194,13 @@ class Warehouse:
     def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0) -> None:
         self.db_path = db_path
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s)
-        tune_for_sync(self.con)
+        try:
+            tune_for_sync(self.con)
+            self.version = migrate(self.con)
+        except BaseException:
+            self.con.close()  # a bad setting or a failed migration: release the file now
+            raise
         self.lock = threading.RLock()
-        self.version = migrate(self.con)
         # One loader thread: merges run while the caller flattens the next chunk.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
 
