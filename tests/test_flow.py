@@ -101,3 +101,17 @@ def test_dask_task_runner_gives_the_same_result(prefect_server: None, tmp_path: 
     assert rows(threads_db, q) == rows(dask_db, q)
     snaps = "SELECT provider, batch_id, status_norm FROM batch_snapshots ORDER BY ALL"
     assert rows(threads_db, snaps) == rows(dask_db, snaps)
+
+
+def test_cli_flow_runs_skip_heartbeats_unless_configured() -> None:
+    """Prefect joins its heartbeat thread at the end of a run, which sleeps in 1 s steps: a
+    CLI run ended up to 1 s late. One-shot CLI runs send none, unless the user asked."""
+    from prefect.settings import get_current_settings, temporary_settings
+
+    from flows.sync import _one_shot_prefect_settings
+
+    with _one_shot_prefect_settings():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    with temporary_settings(updates={"flows.heartbeat_frequency": 60}), \
+            _one_shot_prefect_settings():
+        assert get_current_settings().flows.heartbeat_frequency == 60
