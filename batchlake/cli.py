@@ -175,7 +175,7 @@ def sync(
     lock_timeout: Annotated[float, typer.Option(
         help="Wait this long for another writer.")] = 30.0,
     page_limit: Annotated[int, typer.Option(help="Objects per list request.")] = 100,
-    chunk_size: Annotated[int, typer.Option(help="Objects per load transaction.")] = 5000,
+    chunk_size: Annotated[int, typer.Option(help="Objects per load transaction.")] = 15_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB.

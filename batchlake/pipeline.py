@@ -79,8 +79,9 @@ class Sink(Protocol):
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None) -> None: ...
-    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
-                         ) -> Future[ChunkCounts]: ...
+    def stage_chunk(self, flat: FlatFrames) -> Any: ...
+    def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime
+                          ) -> Future[ChunkCounts]: ...
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime
                     ) -> None: ...
     def open_batches(self, provider: str) -> list[str]: ...
@@ -108,11 +109,14 @@ class FrameCollector:
     def finish_run(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
-                         ) -> Future[ChunkCounts]:
-        self.frames.append(flat)
+    def stage_chunk(self, flat: FlatFrames) -> FlatFrames:
+        return flat  # kept in memory: the frames travel back to the flow
+
+    def load_staged_async(self, staged: list[FlatFrames], *, run_id: str,
+                          observed_at: datetime) -> Future[ChunkCounts]:
+        self.frames.extend(staged)
         done: Future[ChunkCounts] = Future()
-        done.set_result(ChunkCounts(rejected=len(flat.rejects)))
+        done.set_result(ChunkCounts(rejected=sum(len(f.rejects) for f in staged)))
         return done
 
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
@@ -228,16 +232,22 @@ def _oldest_created(objects: list[Any]) -> int | None:
 
 
 class _Chunker:
-    """Collects objects and loads them chunk by chunk.
+    """Collects objects, flattens them part by part and loads them chunk by chunk.
 
-    Flattening (Python, holds the GIL) runs here while the previous chunk's merge runs on the
-    warehouse's loader thread (DuckDB releases the GIL): the two cores work at once."""
+    Flattening (Python, holds the GIL) runs here, and so does staging each flattened part as
+    Parquet (polars, without the GIL), while the previous load chunk merges on the
+    warehouse's loader thread (DuckDB, without the GIL): the two cores work at once. A load
+    chunk (``chunk_size`` objects, one transaction) spans several flattened parts of
+    ``flatten_size``: merges of 15,000-20,000 rows cost DuckDB ~30% less per row than merges of
+    5,000 (measured, ~1 KB objects), while Python holds only one part's objects and frames."""
 
-    MAX_PENDING = 2  # chunks flattened but not yet merged: bounds memory
+    MAX_PENDING = 2  # load chunks submitted but not yet merged: bounds the staged files
 
     def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
         self.ctx, self.provider, self.result = ctx, provider, result
         self.buffer: list[Any] = []
+        self.staged: list[Any] = []  # parts of the next load chunk
+        self.staged_objects = 0
         self.newest: int | None = None
         self.pending: list[Future[ChunkCounts]] = []
         # Batches stored as open when the run began and not yet seen by it, newest first:
@@ -245,16 +255,19 @@ class _Chunker:
         # table after the loads) so the by-id fetch needs no wait for the merges, and only
         # open ids are kept, so memory does not grow with the sync.
         self.unseen_open: dict[str, None] = {}
+        settings = ctx.settings
+        self.part_size = max(1, min(settings.flatten_size, settings.chunk_size))
 
     def expect_open(self, open_ids: list[str]) -> None:
         self.unseen_open = dict.fromkeys(open_ids)
 
     def add(self, objects: list[Any]) -> None:
         self.buffer.extend(objects)
-        if len(self.buffer) >= self.ctx.settings.chunk_size:
-            self.flush()
+        if len(self.buffer) >= self.part_size:
+            self.flush_part()
 
-    def flush(self) -> None:
+    def flush_part(self) -> None:
+        """Flatten and stage what is buffered; load once a chunk's worth is staged."""
         if not self.buffer:
             return
         objs, self.buffer = self.buffer, []
@@ -268,10 +281,21 @@ class _Chunker:
                 del self.unseen_open[bid]
         if flat.duplicates:
             self.result.warnings.append(f"{flat.duplicates} duplicate ids in one chunk")
+        self.staged.append(ctx.warehouse.stage_chunk(flat))
+        self.staged_objects += len(objs)
+        if self.staged_objects >= ctx.settings.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Flatten what is buffered and submit everything staged as one load chunk."""
+        self.flush_part()
+        if not self.staged:
+            return
+        staged, self.staged, self.staged_objects = self.staged, [], 0
         while len(self.pending) >= self.MAX_PENDING:
             self.result.counts.add(self.pending.pop(0).result())
-        self.pending.append(ctx.warehouse.load_chunk_async(
-            flat, run_id=ctx.run_id, observed_at=ctx.started_at))
+        self.pending.append(self.ctx.warehouse.load_staged_async(
+            staged, run_id=self.ctx.run_id, observed_at=self.ctx.started_at))
 
     def stale_open(self) -> list[str]:
         """Open batches neither loaded nor buffered by this run. The buffer is not flushed

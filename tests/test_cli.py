@@ -267,3 +267,15 @@ def test_a_memory_cap_that_is_too_small_or_unreadable_is_one_line(gateway: Any, 
     res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
                   env={"BATCHLAKE_DUCKDB_MEMORY": "lots"})
     one_line_error(res, "BATCHLAKE_DUCKDB_MEMORY='lots' is not a memory size")
+
+
+def test_staged_parts_do_not_outlive_the_sync(gateway: Any, tmp_path: Path) -> None:
+    """Flattened parts wait for their load transaction as Parquet files in the temp folder;
+    each goes when its transaction commits, the folder when the sync ends."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    res = run_cli("sync", "--base-url", gateway.base_url, "--db", str(tmp_path / "s.duckdb"),
+                  "--quiet", "--chunk-size", "40", env={"TMPDIR": str(scratch)})
+    assert res.returncode == 0, res.stderr
+    assert rows(str(tmp_path / "s.duckdb"), "SELECT count(*) FROM batches")[0][0] > 40
+    assert list(scratch.iterdir()) == []

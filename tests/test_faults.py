@@ -222,15 +222,17 @@ def test_a_failed_checkpoint_is_one_line_and_the_next_sync_converges(tmp_path: P
 
 
 def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> None:
-    """Measured: ~1 KB objects with a 36MB cap made a checkpoint run out of memory (fatal to
-    DuckDB) while every merge fitted. Commits run with checkpoint headroom, so it syncs."""
+    """Measured: ~1 KB objects with a 36MB cap and 5,000-object transactions made a checkpoint
+    run out of memory (fatal to DuckDB) while every merge fitted. Commits run with checkpoint
+    headroom, so it syncs."""
     db = str(tmp_path / "tight.duckdb")
     gw = SimGateway(100_000, seed=6, providers=("openai",), future_share=0.0,
                     metadata_keys=12)
     gw.start()
     try:
         res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
-                      "--quiet", env={"BATCHLAKE_DUCKDB_MEMORY": "36MB"}, timeout=300)
+                      "--quiet", "--chunk-size", "5000", env={"BATCHLAKE_DUCKDB_MEMORY": "36MB"},
+                      timeout=300)
         assert res.returncode == 0, res.stderr
         assert rows(db, "SELECT count(*), count(DISTINCT batch_id) FROM batches") == [
             (100_000, 100_000)]

@@ -159,3 +159,36 @@ def test_views_helper_returns_every_view(con: Any) -> None:
     frames = batchlake.views(con)
     assert set(frames) >= {"v_daily_summary", "v_overdue", "v_cache", "v_status_transitions"}
     assert frames["v_overdue"].height == 1
+
+
+def test_a_batch_in_several_parts_of_one_load_keeps_the_last_with_its_children(
+        tmp_path: Any) -> None:
+    """One load transaction spans several flattened parts: a batch seen in two of them (a
+    gateway repeating ids across pages) is one row, with the later part's values, errors and
+    metadata, and one snapshot."""
+    db = str(tmp_path / "parts.duckdb")
+    first = batch("d1", "in_progress", queue=60, done=3,
+                  errors=[{"code": "old", "message": "first"}, {"code": "old2", "message": "x"}])
+    first["metadata"] = {"team": "a", "job": "nightly"}
+    last = batch("d1", "completed", queue=60, run=600, done=10,
+                 errors=[{"code": "new", "message": "last"}])
+    last["metadata"] = {"team": "b"}
+    other = batch("d2", "completed", queue=60, run=60)
+    with Warehouse(db) as wh:
+        parts = [wh.stage_chunk(flatten_objects(objs, "openai", as_of=NOW))
+                 for objs in ([first, other], [last])]
+        counts = wh.load_staged(parts, run_id="r1", observed_at=NOW)
+    assert (counts.inserted, counts.updated, counts.snapshots) == (2, 0, 2)
+    c = batchlake.connect(db)
+    try:
+        assert c.execute("SELECT batch_id, status, request_completed FROM batches "
+                         "ORDER BY 1").fetchall() == [("d1", "completed", 10),
+                                                      ("d2", "completed", 10)]
+        assert c.execute("SELECT code FROM batch_errors WHERE batch_id = 'd1'"
+                         ).fetchall() == [("new",)]
+        assert c.execute("SELECT key, value FROM batch_metadata WHERE batch_id = 'd1'"
+                         ).fetchall() == [("team", "b")]
+        assert c.execute("SELECT count(*) FROM batch_snapshots WHERE batch_id = 'd1'"
+                         ).fetchall() == [(1,)]
+    finally:
+        c.close()

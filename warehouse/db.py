@@ -136,7 +136,7 @@ def set_memory_limit(con: duckdb.DuckDBPyConnection, size: str) -> None:
 
 def sync_threads() -> int:
     """DuckDB threads during a sync: all cores but one. The sync's Python threads (fetch and
-    flatten) need a core of their own; merges of 5,000-row chunks gain little from more
+    flatten) need a core of their own; merges of a chunk's rows gain little from more
     threads. Measured on 2 cores (bench/): 1 thread instead of 2 gave ~+10% at 100k batches
     and ~+25% at 1M, with the same memory."""
     return max(1, (os.cpu_count() or 2) - 1)

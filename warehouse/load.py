@@ -1,19 +1,26 @@
-"""Loading frames into DuckDB: set-based merges, one transaction per chunk.
+"""Loading frames into DuckDB: set-based merges, one transaction per load chunk.
 
-Frames go in through Arrow (registered, never row by row). Each chunk's batches, children,
-snapshots and rejects commit together, so a crash leaves the last committed chunk; a re-run
-converges because every statement is an idempotent merge.
+Flattened frames are staged as Parquet files by the thread that flattened them (polars writes
+them without the GIL), and the loader thread merges several staged parts in one transaction,
+reading them with DuckDB's own Parquet reader: never row by row, and no Python object for
+DuckDB to call back into while it scans. A transaction's batches, children, snapshots and
+rejects commit together, so a crash leaves the last committed state; a re-run converges
+because every statement is an idempotent merge.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import duckdb
@@ -43,14 +50,34 @@ from warehouse.db import (
 
 class ArrowStream:
     """A polars frame as an Arrow C stream (PyCapsule): DuckDB scans it without pyarrow,
-    which saves the import (~22 MB) and a copy per chunk. A fresh stream per request, since
-    DuckDB may ask more than once (schema, then scan)."""
+    which saves the import (~22 MB) and a copy. A fresh stream per request, since DuckDB may
+    ask more than once (schema, then scan). Used for rejects; chunks are staged as Parquet."""
 
     def __init__(self, df: pl.DataFrame) -> None:
         self.df = df
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.df.__arrow_c_stream__(requested_schema)
+
+
+# Each staged frame carries its part number, so that a transaction over several parts keeps
+# the last occurrence of a batch (and that occurrence's children), as one flattened chunk does.
+PART_COLUMN = "part"
+_STAGED_FRAMES = ("batches", "errors", "metadata")
+
+
+@dataclass
+class StagedChunk:
+    """One flattened chunk written to Parquet, waiting for its load transaction."""
+
+    part: int
+    files: dict[str, str]  # frame name -> Parquet path
+    batches: int
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def remove(self) -> None:
+        for path in self.files.values():
+            Path(path).unlink(missing_ok=True)
 
 
 def _q(name: str) -> str:
@@ -179,7 +206,8 @@ def _oom_is_a_setting(fn: Callable[P, R]) -> Callable[P, R]:
         except duckdb.OutOfMemoryException:
             raise DatabaseError(
                 f"DuckDB ran out of the sync's {memory_limit()} memory cap; set "
-                "BATCHLAKE_DUCKDB_MEMORY higher (e.g. 256MB) and run the sync again") from None
+                "BATCHLAKE_DUCKDB_MEMORY higher (e.g. 256MB) or --chunk-size lower, and run "
+                "the sync again") from None
         except duckdb.FatalException as e:
             raise DatabaseError(_fatal_message(e)) from None
 
@@ -203,6 +231,9 @@ class Warehouse:
         self.lock = threading.RLock()
         # One loader thread: merges run while the caller flattens the next chunk.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
+        # Staged parts live only until their transaction commits; the folder goes at close.
+        self._stage_dir = tempfile.mkdtemp(prefix="batchlake-stage-")
+        self._parts = itertools.count()
 
     @_oom_is_a_setting
     def close(self) -> None:
@@ -211,16 +242,26 @@ class Warehouse:
         # a database already invalidated raised its error where that happened.
         with contextlib.suppress(duckdb.FatalException):
             set_memory_limit(self.con, checkpoint_memory_limit())
+        shutil.rmtree(self._stage_dir, ignore_errors=True)
         self.con.close()
 
-    def _commit(self) -> None:
-        with checkpoint_headroom(self.con):
-            self.con.execute("COMMIT")
+    def stage_chunk(self, flat: FlatFrames) -> StagedChunk:
+        """Write a flattened chunk to Parquet (on the calling thread) for a later
+        ``load_staged_async``; its frames can then be dropped."""
+        part = next(self._parts)
+        files = {}
+        for name in _STAGED_FRAMES:
+            df: pl.DataFrame = getattr(flat, name)
+            path = str(Path(self._stage_dir) / f"{name}-{part:06d}.parquet")
+            df.with_columns(pl.lit(part, pl.Int64).alias(PART_COLUMN)).write_parquet(
+                path, compression="lz4", statistics=False)
+            files[name] = path
+        return StagedChunk(part, files, flat.batches.height, list(flat.rejects))
 
-    def load_chunk_async(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
-                         ) -> Future[ChunkCounts]:
-        """``load_chunk`` on the loader thread."""
-        return self._loader.submit(self.load_chunk, flat, run_id=run_id,
+    def load_staged_async(self, staged: list[StagedChunk], *, run_id: str,
+                          observed_at: datetime) -> Future[ChunkCounts]:
+        """Merge staged chunks in one transaction, on the loader thread."""
+        return self._loader.submit(self.load_staged, staged, run_id=run_id,
                                    observed_at=observed_at)
 
     def __enter__(self) -> Warehouse:
@@ -240,39 +281,53 @@ class Warehouse:
             return query_frame(self.con, text, params)
 
     # -- chunks ------------------------------------------------------------------------------
-    @_oom_is_a_setting
     def load_chunk(self, flat: FlatFrames, *, run_id: str, observed_at: datetime
                    ) -> ChunkCounts:
-        """Merge one chunk in one transaction; return what changed."""
-        counts = ChunkCounts(rejected=len(flat.rejects))
-        with self.lock:
-            con = self.con
-            con.execute("BEGIN")
-            try:
-                if flat.batches.height:
-                    con.register("incoming_batches", ArrowStream(flat.batches))
-                    con.register("incoming_errors", ArrowStream(flat.errors))
-                    con.register("incoming_metadata", ArrowStream(flat.metadata))
-                    plan = merge_plan()
-                    for stmt in plan.stage:
-                        con.execute(stmt.text, stmt.params(observed_at, run_id))
-                    # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a
-                    # result is unfinished.
-                    row = con.execute(plan.counts_query).fetchall()[0]
-                    counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
-                    counts.snapshots = counts.inserted + counts.updated
-                    for stmt in plan.apply:
-                        if stmt.applies(counts):
+        """Merge one flattened chunk in one transaction; return what changed."""
+        return self.load_staged([self.stage_chunk(flat)], run_id=run_id,
+                                observed_at=observed_at)
+
+    @_oom_is_a_setting
+    def load_staged(self, staged: list[StagedChunk], *, run_id: str, observed_at: datetime
+                    ) -> ChunkCounts:
+        """Merge staged chunks in one transaction (a later part wins over an earlier one for
+        the same batch); return what changed. The staged files are removed either way."""
+        rejects = [r for chunk in staged for r in chunk.rejects]
+        counts = ChunkCounts(rejected=len(rejects))
+        try:
+            with self.lock:
+                con = self.con
+                con.execute("BEGIN")
+                try:
+                    if any(chunk.batches for chunk in staged):
+                        for name in _STAGED_FRAMES:
+                            paths = ", ".join(
+                                "'" + chunk.files[name].replace("'", "''") + "'"
+                                for chunk in staged)
+                            con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{name} AS "
+                                        f"SELECT * FROM read_parquet([{paths}])")
+                        plan = merge_plan()
+                        for stmt in plan.stage:
                             con.execute(stmt.text, stmt.params(observed_at, run_id))
-                if flat.rejects:
-                    self._insert_rejects(flat.rejects, run_id, observed_at)
-                self._commit()
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                for name in ("incoming_batches", "incoming_errors", "incoming_metadata"):
-                    con.unregister(name)
+                        # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while
+                        # a result is unfinished.
+                        row = con.execute(plan.counts_query).fetchall()[0]
+                        counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
+                        counts.snapshots = counts.inserted + counts.updated
+                        for stmt in plan.apply:
+                            if stmt.applies(counts):
+                                con.execute(stmt.text, stmt.params(observed_at, run_id))
+                    if rejects:
+                        self._insert_rejects(rejects, run_id, observed_at)
+                    with checkpoint_headroom(con):
+                        con.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT
+                        con.execute("ROLLBACK")
+                    raise
+        finally:
+            for chunk in staged:
+                chunk.remove()
         return counts
 
     def _insert_rejects(self, rejects: list[dict[str, Any]], run_id: str,

@@ -1,9 +1,12 @@
--- Stage one chunk: hash the tracked columns and classify each batch against what is stored.
--- incoming_batches is a registered Arrow frame; its name differs from every table on purpose
--- (a frame named like a table makes INSERT ... SELECT read the table: 0 rows, no error).
+-- Stage one load chunk: hash the tracked columns and classify each batch against what is
+-- stored. incoming_batches reads the chunk's staged Parquet parts; its name differs from every
+-- table on purpose (a frame named like a table makes INSERT ... SELECT read the table: 0 rows,
+-- no error). A batch in several parts keeps its last occurrence, as within one part.
 CREATE OR REPLACE TEMP TABLE stage_batches AS
 SELECT i.*, md5(concat_ws(chr(31), {{hash_inputs}})) AS content_hash, {{row_key}} AS row_key
-FROM incoming_batches i;
+FROM incoming_batches i
+SEMI JOIN (SELECT provider, batch_id, max(part) AS part FROM incoming_batches GROUP BY ALL) last
+    ON last.provider = i.provider AND last.batch_id = i.batch_id AND last.part = i.part;
 
 -- Stored versions, in steps because the table grows with every sync: candidates are found
 -- by row_key alone (one BIGINT column scanned, ~5x cheaper than the two text keys), then
@@ -27,6 +30,6 @@ SELECT s.provider, s.batch_id,
             ELSE 'unchanged' END AS change,
        (b.batch_id IS NULL OR b.errors_json IS DISTINCT FROM s.errors_json) AS errors_changed,
        (b.batch_id IS NULL OR b.metadata IS DISTINCT FROM s.metadata) AS metadata_changed,
-       b.stored_rowid, b.first_seen_at, s.is_terminal
+       b.stored_rowid, b.first_seen_at, s.is_terminal, s.part
 FROM stage_batches s
 LEFT JOIN stage_stored b ON b.provider = s.provider AND b.batch_id = s.batch_id;
