@@ -235,7 +235,7 @@ class _Chunker:
     """Collects objects, flattens them part by part and loads them chunk by chunk.
 
     Flattening (Python, holds the GIL) runs here, and so does staging each flattened part as
-    Parquet (polars, without the GIL), while the previous load chunk merges on the
+    Parquet (polars, in Rust), while the previous load chunk merges on the
     warehouse's loader thread (DuckDB, without the GIL): the two cores work at once. A load
     chunk (``chunk_size`` objects, one transaction) spans several flattened parts of
     ``flatten_size``: merges of 15,000-20,000 rows cost DuckDB ~30% less per row than merges of

@@ -146,9 +146,8 @@ def tune_for_sync(con: duckdb.DuckDBPyConnection) -> None:
     """Cap DuckDB's memory and threads for a sync. Memory, measured (bench/, pages of 100):
     peak RSS 248 MB at 100k batches and 268 MB at 1M with 48MB, commits at 64MB and
     15,000-object load chunks (earlier, 5,000-object chunks at 48MB: 230/250 MB; 96MB:
-    266/302 MB; 32MB runs out). A full
-    refresh of 1M batches fits; the merges spill past the cap; nothing in a sync needs an
-    index held in memory."""
+    266/302 MB; 32MB runs out). A full refresh of 1M batches fits; the merges spill past
+    the cap; nothing in a sync needs an index held in memory."""
     limit = memory_limit()
     try:
         set_memory_limit(con, limit)
