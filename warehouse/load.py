@@ -3,9 +3,9 @@
 Flattened frames are staged as Parquet files by the thread that flattened them (polars writes
 them in Rust, off the loader's path), and the loader thread merges several staged parts in one
 transaction, reading them with DuckDB's own Parquet reader: never row by row, and no Python
-object for DuckDB to call back into while it scans. A transaction's batches, children, snapshots and
-rejects commit together, so a crash leaves the last committed state; a re-run converges
-because every statement is an idempotent merge.
+object for DuckDB to call back into while it scans. A transaction's batches, children,
+snapshots and rejects commit together, so a crash leaves the last committed state; a re-run
+converges because every statement is an idempotent merge.
 """
 
 from __future__ import annotations
