@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from batchlake.errors import ConfigError
+from batchlake.errors import ConfigError, DatabaseError
 from batchlake.pipeline import sync
 from simulator import DROP, Fault, SimGateway
 from tests.conftest import ROOT, rows, run_cli, settings_for
@@ -328,3 +328,18 @@ def test_a_warehouse_that_fails_to_open_releases_the_file(
          db_path], capture_output=True, text=True, timeout=60)
     assert other.returncode == 0, other.stderr  # not "Conflicting lock is held"
     del failed
+
+
+def test_no_staging_folder_is_one_line_and_releases_the_file(
+        db_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    with pytest.raises(DatabaseError, match=r"staging folder .* set TMPDIR"):
+        Warehouse(db_path)
+    other = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+         db_path], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0, other.stderr  # the file is not left locked

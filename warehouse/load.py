@@ -225,15 +225,20 @@ class Warehouse:
         try:
             tune_for_sync(self.con)
             self.version = migrate(self.con)
+            # Staged parts live only until their transaction commits; the folder goes at
+            # close (after a crash, the system's temp cleaning takes it).
+            self._stage_dir = tempfile.mkdtemp(prefix="batchlake-stage-")
+        except OSError as e:
+            self.con.close()
+            raise DatabaseError(f"cannot create a staging folder in {tempfile.gettempdir()} "
+                                f"({e.strerror}); set TMPDIR to a writable folder") from None
         except BaseException:
             self.con.close()  # a bad setting or a failed migration: release the file now
             raise
+        self._parts = itertools.count()
         self.lock = threading.RLock()
         # One loader thread: merges run while the caller flattens the next chunk.
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
-        # Staged parts live only until their transaction commits; the folder goes at close.
-        self._stage_dir = tempfile.mkdtemp(prefix="batchlake-stage-")
-        self._parts = itertools.count()
 
     @_oom_is_a_setting
     def close(self) -> None:
