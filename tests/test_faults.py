@@ -323,10 +323,7 @@ def test_a_warehouse_that_fails_to_open_releases_the_file(
     monkeypatch.setenv("BATCHLAKE_DUCKDB_MEMORY", "lots")
     with pytest.raises(ConfigError) as failed:
         Warehouse(db_path)
-    other = subprocess.run(
-        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
-         db_path], capture_output=True, text=True, timeout=60)
-    assert other.returncode == 0, other.stderr  # not "Conflicting lock is held"
+    assert_another_process_can_write(db_path)
     del failed
 
 
@@ -339,7 +336,12 @@ def test_no_staging_folder_is_one_line_and_releases_the_file(
     monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
     with pytest.raises(DatabaseError, match=r"staging folder .* set TMPDIR"):
         Warehouse(db_path)
+    assert_another_process_can_write(db_path)
+
+
+def assert_another_process_can_write(db_path: str) -> None:
+    """The file is not left locked (DuckDB: "Conflicting lock is held")."""
     other = subprocess.run(
         [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
          db_path], capture_output=True, text=True, timeout=60)
-    assert other.returncode == 0, other.stderr  # the file is not left locked
+    assert other.returncode == 0, other.stderr
