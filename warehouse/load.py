@@ -62,6 +62,7 @@ class ArrowStream:
 
 # Each staged frame carries its part number, so that a transaction over several parts keeps
 # the last occurrence of a batch (and that occurrence's children), as one flattened chunk does.
+# sql/merge/01_stage.sql and 05_children.sql read it by this name.
 PART_COLUMN = "part"
 _STAGED_FRAMES = ("batches", "errors", "metadata")
 
@@ -70,7 +71,6 @@ _STAGED_FRAMES = ("batches", "errors", "metadata")
 class StagedChunk:
     """One flattened chunk written to Parquet, waiting for its load transaction."""
 
-    part: int
     files: dict[str, str]  # frame name -> Parquet path
     batches: int
     rejects: list[dict[str, Any]] = field(default_factory=list)
@@ -261,7 +261,7 @@ class Warehouse:
             df.with_columns(pl.lit(part, pl.Int64).alias(PART_COLUMN)).write_parquet(
                 path, compression="lz4", statistics=False)
             files[name] = path
-        return StagedChunk(part, files, flat.batches.height, list(flat.rejects))
+        return StagedChunk(files, flat.batches.height, list(flat.rejects))
 
     def load_staged_async(self, staged: list[StagedChunk], *, run_id: str,
                           observed_at: datetime) -> Future[ChunkCounts]:
