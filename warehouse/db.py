@@ -122,11 +122,15 @@ def checkpoint_memory_limit() -> str:
 @contextlib.contextmanager
 def checkpoint_headroom(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run a commit (and any checkpoint it triggers) with checkpoint_memory_limit()."""
-    set_memory_limit(con, checkpoint_memory_limit())
+    cap, room = memory_limit(), checkpoint_memory_limit()
+    if room == cap:  # the cap already leaves the room: no SET on every commit
+        yield
+        return
+    set_memory_limit(con, room)
     try:
         yield
     finally:
-        set_memory_limit(con, memory_limit())
+        set_memory_limit(con, cap)
 
 
 def set_memory_limit(con: duckdb.DuckDBPyConnection, size: str) -> None:
