@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchlake.errors import (
+from batchlake.common.errors import (
     BatchlakeError,
     ConfigError,
     DatabaseError,
@@ -27,7 +27,7 @@ from batchlake.errors import (
     GatewayServerError,
     GatewayUnreachable,
 )
-from batchlake.settings import Auth, Settings
+from batchlake.common.settings import Auth, Settings
 
 if TYPE_CHECKING:
     from batchlake.api import connect, frame, views

@@ -7,8 +7,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import connect as _connect
-from warehouse.db import migrate, query_frame
+from batchlake.warehouse.db import connect as _connect
+from batchlake.warehouse.db import migrate, query_frame
 
 VIEWS = ("v_daily_summary", "v_durations", "v_overdue", "v_error_codes", "v_cache",
          "v_cache_similarity", "v_latency", "v_status_transitions", "v_status_time")

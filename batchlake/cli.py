@@ -26,14 +26,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from batchlake import report as rpt
-from batchlake.errors import (
+from batchlake.common.errors import (
     BatchlakeError,
     ConfigError,
     GatewayAuthError,
     GatewayError,
     GatewayUnreachable,
 )
-from batchlake.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
+from batchlake.common.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
@@ -113,7 +113,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     _preflight(settings)
     if use_prefect:
-        from flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
+        from batchlake.flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
 
         return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids,
                         dask=task_runner == "dask")
@@ -127,7 +127,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
 def _preflight(settings: Settings) -> None:
     """One cheap request first: a wrong URL or key is one clear line, not N provider
     failures (and, in Prefect mode, not a flow run full of retries)."""
-    from gateway import GatewayClient
+    from batchlake.gateway import GatewayClient
 
     with GatewayClient(replace(settings, max_retries=0)) as client:
         try:
@@ -216,8 +216,8 @@ def fetch(
     rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
     if rep.failed:
         raise BatchlakeError(rep.failed[0].error or "fetch failed")
-    from warehouse import open_read_only
-    from warehouse.db import query_frame
+    from batchlake.warehouse import open_read_only
+    from batchlake.warehouse.db import query_frame
 
     con = open_read_only(db)
     try:
@@ -242,8 +242,8 @@ def sql_cmd(
     """
     import duckdb
 
-    from warehouse import open_read_only
-    from warehouse.db import query_frame
+    from batchlake.warehouse import open_read_only
+    from batchlake.warehouse.db import query_frame
 
     con = open_read_only(db)
     try:
@@ -277,7 +277,7 @@ def gateway(
 
     Example: batchlake gateway --port 8080 --batches 100000 --metadata-keys 12
     """
-    from simulator import SimGateway
+    from batchlake.simulator import SimGateway
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
                     future_share=future_share, providers=parse_providers(providers),
@@ -307,7 +307,7 @@ def demo(
 
     Example: batchlake demo --db data/batchlake.duckdb
     """
-    from simulator import SimGateway
+    from batchlake.simulator import SimGateway
 
     _fresh_demo_db(db)
     with SimGateway(batches, seed=seed, future_share=0.1) as gw:
@@ -320,7 +320,7 @@ def demo(
               f"{sum(r.counts.updated for r in rep.results)} batches changed, "
               f"{sum(r.counts.inserted for r in rep.results)} new, "
               f"{sum(r.refetched for r in rep.results)} followed by id")
-    from warehouse import connect
+    from batchlake.warehouse import connect
 
     con = connect(db)
     try:
@@ -337,7 +337,7 @@ def _fresh_demo_db(db: str) -> None:
     path = Path(db)
     if not path.exists():
         return
-    from warehouse import open_read_only
+    from batchlake.warehouse import open_read_only
 
     con = open_read_only(db)
     try:
@@ -354,7 +354,7 @@ def _fresh_demo_db(db: str) -> None:
 
 def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
                   html_path: str | None = None) -> None:
-    from warehouse import open_read_only
+    from batchlake.warehouse import open_read_only
 
     window = rpt.parse_duration(since) if since else None
     con = open_read_only(db)
@@ -405,7 +405,7 @@ def stuck(
 
     Example: batchlake stuck --older-than 2h || notify-team
     """
-    from warehouse import open_read_only
+    from batchlake.warehouse import open_read_only
 
     con = open_read_only(db)
     try:
@@ -425,7 +425,7 @@ def schema() -> None:
 
     Example: batchlake schema > docs/schema.md
     """
-    from transforms.schema import markdown_docs
+    from batchlake.transforms.schema import markdown_docs
 
     sys.stdout.write(markdown_docs() + "\n")
 
@@ -441,7 +441,7 @@ def export_parquet(
 
     Example: batchlake export parquet lake/ --partition-by provider,created_date
     """
-    from warehouse.export import export_parquet as run_export
+    from batchlake.warehouse.export import export_parquet as run_export
 
     written = run_export(db, directory, tuple(p.strip() for p in partition_by.split(",")))
     err.print(f"wrote {written} partition files under {directory}")
@@ -464,10 +464,10 @@ def serve(
     if not os.environ.get("PREFECT_API_URL"):
         raise ConfigError("serve needs a Prefect server: run `prefect server start` and export "
                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
-    from flows.deploy import serve_deployments
+    from batchlake.flows.deploy import serve_deployments
 
     if base_url:
-        from batchlake.settings import check_base_url
+        from batchlake.common.settings import check_base_url
 
         base_url, _ = check_base_url(base_url)  # credentials never become parameters
     serve_deployments(db_path=str(Path(db).resolve()), cron=cron, reconcile_cron=reconcile_cron,

@@ -20,12 +20,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from batchlake.errors import BatchlakeError, GatewayBadResponse, GatewayError, GatewayNotFound
-from batchlake.settings import Settings
-from gateway import GatewayClient, ListingReport
-from transforms import FlatFrames, flatten_objects
-from transforms.redact import scrub_text
-from warehouse import ChunkCounts, Warehouse
+from batchlake.common.errors import (
+    BatchlakeError,
+    GatewayBadResponse,
+    GatewayError,
+    GatewayNotFound,
+)
+from batchlake.common.settings import Settings
+from batchlake.gateway import GatewayClient, ListingReport
+from batchlake.transforms import FlatFrames, flatten_objects
+from batchlake.transforms.redact import scrub_text
+from batchlake.warehouse import ChunkCounts, Warehouse
 
 T = TypeVar("T")
 log = logging.getLogger("batchlake")

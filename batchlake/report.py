@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from batchlake.errors import ConfigError
-from warehouse.db import query_frame
+from batchlake.common.errors import ConfigError
+from batchlake.warehouse.db import query_frame
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -28,8 +28,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import start_gateway
 
+from batchlake.common.settings import Settings
 from batchlake.pipeline import sync
-from batchlake.settings import Settings
 
 
 def requests_so_far(url: str) -> int:

@@ -43,7 +43,7 @@ RUSAGE = ("import resource, json, sys, time\n"
 
 BATCHLAKE = RUSAGE + """
 from batchlake.pipeline import sync
-from batchlake.settings import Settings
+from batchlake.common.settings import Settings
 t0 = time.perf_counter()
 rep = sync(Settings(base_url=sys.argv[1], db_path=sys.argv[2], providers=('openai',),
                     page_limit=PAGE))

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
-from flows.sync import sync_batches
+from batchlake.flows.sync import sync_batches
 
 INCREMENTAL = "incremental"
 RECONCILE = "daily-reconcile"

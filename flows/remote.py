@@ -11,9 +11,9 @@ from datetime import datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from batchlake.common.settings import Auth, Settings, from_env, parse_providers
+from batchlake.gateway import GatewayClient
 from batchlake.pipeline import FrameCollector, ProviderResult, RunContext, sync_provider
-from batchlake.settings import Auth, Settings, from_env, parse_providers
-from gateway import GatewayClient
 
 SECRET_BLOCK = "bifrost-api-key"
 

@@ -24,7 +24,10 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from batchlake import report as rpt
-from batchlake.errors import BatchlakeError, ConfigError
+from batchlake.common.errors import BatchlakeError, ConfigError
+from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
+from batchlake.flows.remote import fetch_provider_task, settings_from_env
+from batchlake.gateway import GatewayClient
 from batchlake.pipeline import (
     ProviderFailed,
     ProviderResult,
@@ -35,10 +38,7 @@ from batchlake.pipeline import (
     short_gil_switches,
     sync_provider,
 )
-from batchlake.settings import DEFAULT_DB, Settings, parse_providers
-from flows.remote import fetch_provider_task, settings_from_env
-from gateway import GatewayClient
-from warehouse import Warehouse
+from batchlake.warehouse import Warehouse
 
 MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood
 # Run contexts live here, keyed by run id, so tasks take only plain strings as parameters.

@@ -21,7 +21,7 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from batchlake.errors import (
+from batchlake.common.errors import (
     GatewayAuthError,
     GatewayBadRequest,
     GatewayBadResponse,
@@ -30,7 +30,7 @@ from batchlake.errors import (
     GatewayServerError,
     GatewayUnreachable,
 )
-from batchlake.settings import Settings, redact_url
+from batchlake.common.settings import Settings, redact_url
 
 log = logging.getLogger("batchlake.gateway")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -1,6 +1,6 @@
 """The built-in simulated Bifrost gateway (for the demo, the tests and the benchmarks)."""
 
-from simulator.population import DROP, PROVIDERS, Plan, make_population, render
-from simulator.server import Fault, SimGateway
+from batchlake.simulator.population import DROP, PROVIDERS, Plan, make_population, render
+from batchlake.simulator.server import Fault, SimGateway
 
 __all__ = ["DROP", "PROVIDERS", "Fault", "Plan", "SimGateway", "make_population", "render"]

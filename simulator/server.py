@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from simulator.population import PROVIDERS, Plan, make_population, phase_at, render
+from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
 
 MAX_LIMIT = 1000
 # Faults applied to a whole request; the others shape list pages.

@@ -22,8 +22,8 @@ for var in ("BIFROST_BASE_URL", "BIFROST_API_KEY", "BATCHLAKE_DB", "BATCHLAKE_PR
 import duckdb  # noqa: E402
 import pytest  # noqa: E402
 
-from batchlake.settings import Settings  # noqa: E402
-from simulator import SimGateway  # noqa: E402
+from batchlake.common.settings import Settings  # noqa: E402
+from batchlake.simulator import SimGateway  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_RETRY = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "timeout_s": 2.0}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from transforms.schema import ALWAYS_SENT_COUNTS, SOURCED_BATCH_COLUMNS
+from batchlake.transforms.schema import ALWAYS_SENT_COUNTS, SOURCED_BATCH_COLUMNS
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from batchlake.pipeline import sync
-from simulator import Fault, SimGateway
+from batchlake.simulator import Fault, SimGateway
 from tests.conftest import ROOT, rows, run_cli, settings_for
 
 COMMANDS = ["sync", "fetch", "sql", "gateway", "demo", "report", "stuck", "schema", "serve",

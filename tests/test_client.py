@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from batchlake.errors import (
+from batchlake.common.errors import (
     GatewayAuthError,
     GatewayBadRequest,
     GatewayBadResponse,
@@ -16,9 +16,9 @@ from batchlake.errors import (
     GatewayServerError,
     GatewayUnreachable,
 )
-from batchlake.settings import Auth, Settings
-from gateway import GatewayClient, ListingReport, parse_retry_after
-from simulator import Fault, SimGateway
+from batchlake.common.settings import Auth, Settings
+from batchlake.gateway import GatewayClient, ListingReport, parse_retry_after
+from batchlake.simulator import Fault, SimGateway
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.5, "timeout_s": 1.0}
 

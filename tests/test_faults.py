@@ -12,15 +12,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from batchlake.errors import ConfigError, DatabaseError
+from batchlake.common.errors import ConfigError, DatabaseError
 from batchlake.pipeline import sync
-from simulator import DROP, Fault, SimGateway
+from batchlake.simulator import DROP, Fault, SimGateway
+from batchlake.warehouse import Warehouse
+from batchlake.warehouse.db import checkpoint_memory_limit
+from batchlake.warehouse.load import _fatal_message
 from tests.conftest import ROOT, rows, run_cli, settings_for
 from tests.expect import compare_row
 from tests.test_pipeline import assert_matches_truth, stored
-from warehouse import Warehouse
-from warehouse.db import checkpoint_memory_limit
-from warehouse.load import _fatal_message
 
 BAD_OBJECTS: dict[str, tuple[dict[str, Any], str]] = {
     "missing id": ({"id": DROP}, "missing id"),
@@ -186,7 +186,7 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
 # does: a FatalException after which the database is invalidated.
 ABORTING_CHECKPOINTS = """
 import sys
-import warehouse.load as load
+import batchlake.warehouse.load as load
 tune = load.tune_for_sync
 def abort_checkpoints(con):
     tune(con)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from simulator import Fault, SimGateway
+from batchlake.simulator import Fault, SimGateway
 from tests.conftest import rows
 from tests.test_pipeline import assert_matches_truth
 
@@ -38,7 +38,7 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
                                                           monkeypatch: Any) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.sync import sync_batches
+    from batchlake.flows.sync import sync_batches
 
     gw = SimGateway(300, seed=12, api_key=CANARY)
     gw.faults = [Fault("status", provider="gemini", status=503, times=-1)]
@@ -80,7 +80,7 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
 
 def test_dask_task_runner_gives_the_same_result(prefect_server: None, tmp_path: Any,
                                                 monkeypatch: Any) -> None:
-    from flows.sync import dask_flow, sync_batches
+    from batchlake.flows.sync import dask_flow, sync_batches
 
     monkeypatch.setenv("DASK_TEMPORARY_DIRECTORY", str(tmp_path / "dask"))
     gw = SimGateway(300, seed=14, future_share=0.2)
@@ -108,7 +108,7 @@ def test_cli_flow_runs_skip_heartbeats_unless_configured() -> None:
     CLI run ended up to 1 s late. One-shot CLI runs send none, unless the user asked."""
     from prefect.settings import get_current_settings, temporary_settings
 
-    from flows.sync import _one_shot_prefect_settings
+    from batchlake.flows.sync import _one_shot_prefect_settings
 
     with _one_shot_prefect_settings():
         assert get_current_settings().flows.heartbeat_frequency is None

@@ -7,9 +7,9 @@ from typing import Any
 import duckdb
 
 from batchlake.pipeline import sync
+from batchlake.transforms.schema import TABLES
+from batchlake.warehouse import Warehouse
 from tests.conftest import rows, settings_for
-from transforms.schema import TABLES
-from warehouse import Warehouse
 
 
 def test_tables_match_the_schema_definition(db_path: str) -> None:

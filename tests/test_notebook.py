@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from batchlake.pipeline import sync
-from simulator import SimGateway
+from batchlake.simulator import SimGateway
 from tests.conftest import ROOT, settings_for
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import duckdb
 
 from batchlake.pipeline import sync
-from simulator import Plan
+from batchlake.simulator import Plan
+from batchlake.transforms.schema import BATCHES
 from tests.conftest import rows, settings_for
 from tests.expect import compare_row
-from transforms.schema import BATCHES
 
 
 def stored(db: str, provider: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import duckdb
 
-from simulator import Fault, SimGateway
+from batchlake.simulator import Fault, SimGateway
+from batchlake.transforms.schema import TABLES
 from tests.conftest import run_cli
-from transforms.schema import TABLES
 
 CANARY = "sk-bf-CANARY-7f3a9d1e5b"
 
@@ -62,7 +62,7 @@ def test_canary_key_appears_nowhere(tmp_path: Path) -> None:
 
 
 def test_settings_repr_hides_secrets() -> None:
-    from batchlake.settings import Auth, Settings
+    from batchlake.common.settings import Auth, Settings
 
     s = Settings(base_url="http://user:pw-secret@host:8080",
                  auth=Auth(api_key=CANARY, basic_user="u", basic_password="pw-secret"))
@@ -70,7 +70,7 @@ def test_settings_repr_hides_secrets() -> None:
 
 
 def test_https_verification_is_on_by_default() -> None:
-    from batchlake.settings import Settings
+    from batchlake.common.settings import Settings
 
     assert Settings().verify_tls is True
 

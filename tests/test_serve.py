@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator import SimGateway
+from batchlake.simulator import SimGateway
 from tests.conftest import ROOT, rows
 from tests.test_pipeline import assert_matches_truth
 

@@ -12,7 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
-from simulator import SimGateway
+from batchlake.simulator import SimGateway
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "bifrost" / \
     "bifrost_batch.schema.json"

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import make_population, render
+from batchlake.simulator import make_population, render
+from batchlake.transforms import STATUS_VOCABULARY, flatten_objects
+from batchlake.transforms.schema import BATCH_ERRORS, BATCH_METADATA, STAGED_BATCH_COLUMNS
 from tests.expect import compare_row
 from tests.schema_strategy import from_schema
-from transforms import STATUS_VOCABULARY, flatten_objects
-from transforms.schema import BATCH_ERRORS, BATCH_METADATA, STAGED_BATCH_COLUMNS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "bifrost" / \
     "bifrost_batch.schema.json"

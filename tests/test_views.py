@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import batchlake
-from transforms import flatten_objects
-from warehouse import Warehouse
+from batchlake.transforms import flatten_objects
+from batchlake.warehouse import Warehouse
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = int((NOW - timedelta(days=2)).replace(hour=6, minute=0, second=0).timestamp())

@@ -1,8 +1,8 @@
 """Pure polars transforms: raw gateway JSON in, typed frames out. No I/O here."""
 
-from transforms.derive import STATUS_VOCABULARY, TERMINAL_STATUSES
-from transforms.flatten import FlatFrames, flatten_objects
-from transforms.schema import TABLES, markdown_docs
+from batchlake.transforms.derive import STATUS_VOCABULARY, TERMINAL_STATUSES
+from batchlake.transforms.flatten import FlatFrames, flatten_objects
+from batchlake.transforms.schema import TABLES, markdown_docs
 
 __all__ = [
     "STATUS_VOCABULARY",

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import polars as pl
 
-from transforms.derive import derive_batch_columns
-from transforms.redact import redact
-from transforms.schema import (
+from batchlake.transforms.derive import derive_batch_columns
+from batchlake.transforms.redact import redact
+from batchlake.transforms.schema import (
     ALWAYS_SENT_COUNTS,
     BATCH_ERRORS,
     BATCH_METADATA,

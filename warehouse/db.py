@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-import sql
-from batchlake.errors import ConfigError, DatabaseError, DatabaseLocked
-from transforms.schema import ROW_KEY_SQL, TABLES, create_table_sql
+from batchlake import sql
+from batchlake.common.errors import ConfigError, DatabaseError, DatabaseLocked
+from batchlake.transforms.schema import ROW_KEY_SQL, TABLES, create_table_sql
 
 CHECKPOINT_THRESHOLD = "64MB"
 DEFAULT_MEMORY_LIMIT = "48MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)

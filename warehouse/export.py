@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from batchlake.errors import ConfigError
-from warehouse.db import connect
+from batchlake.common.errors import ConfigError
+from batchlake.warehouse.db import connect
 
 # Partitioned tables: the column that says a row changed, and how to derive created_date.
 _PARTITIONED = {

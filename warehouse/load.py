@@ -26,17 +26,17 @@ from typing import Any, ParamSpec, TypeVar
 import duckdb
 import polars as pl
 
-import sql
-from batchlake.errors import DatabaseError
-from transforms.flatten import FlatFrames
-from transforms.schema import (
+from batchlake import sql
+from batchlake.common.errors import DatabaseError
+from batchlake.transforms.flatten import FlatFrames
+from batchlake.transforms.schema import (
     BATCH_SNAPSHOTS,
     BATCHES,
     REJECTS,
     ROW_KEY_SQL,
     STAGED_BATCH_COLUMNS,
 )
-from warehouse.db import (
+from batchlake.warehouse.db import (
     checkpoint_headroom,
     checkpoint_memory_limit,
     connect,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from batchlake.errors import ConfigError
+from batchlake.common.errors import ConfigError
 
 DEFAULT_DB = Path("data/batchlake.duckdb")
 DEFAULT_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "azure")
