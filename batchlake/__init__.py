@@ -3,8 +3,8 @@
 The public surface, for notebooks and scripts::
 
     import batchlake
-    con = batchlake.connect("data/batchlake.duckdb")      # DuckDB connection with the views
-    df = batchlake.frame(con, "SELECT * FROM v_durations")  # a polars frame
+    lake = batchlake.connect("data/batchlake.duckdb")     # opens the file per query, read-only
+    df = batchlake.frame(lake, "SELECT * FROM v_durations")  # a polars frame
     report = batchlake.sync(batchlake.Settings(base_url="http://localhost:8080"))
 
 Imports are lazy so that ``batchlake --help`` stays fast.
@@ -30,7 +30,7 @@ from batchlake.common.errors import (
 from batchlake.common.settings import Auth, Settings
 
 if TYPE_CHECKING:
-    from batchlake.api import connect, frame, views
+    from batchlake.api import Lake, connect, frame, views
     from batchlake.pipeline import SyncReport, sync
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "GatewayNotFound",
     "GatewayServerError",
     "GatewayUnreachable",
+    "Lake",
     "Settings",
     "SyncReport",
     "connect",
@@ -56,7 +57,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("connect", "frame", "views"):
+    if name in ("Lake", "connect", "frame", "views"):
         from batchlake import api
 
         return getattr(api, name)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,17 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 DbOpt = Annotated[str, typer.Option("--db", envvar="BATCHLAKE_DB", show_envvar=False,
                                     help="DuckDB file (or md:NAME for MotherDuck).")]
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", help="Seconds to wait for a sync that holds the database.")]
+
+
+def _reading(db: str, wait: float) -> Any:
+    """A read-only connection for one command, held only while it reads. A sync holding the
+    file makes it wait (bounded), and it says so on stderr."""
+    from batchlake.warehouse import reading
+
+    return reading(db, lock_timeout_s=wait,
+                   on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 
 
@@ -65,7 +77,7 @@ def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) 
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(df.columns)
-        w.writerows(df.iter_rows())
+        w.writerows([_plain(v) for v in row] for row in df.iter_rows())
         sys.stdout.write(buf.getvalue())
     elif fmt == "table":
         t = Table(title=title, title_justify="left", header_style="bold")
@@ -78,7 +90,15 @@ def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) 
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
 
 
+def _plain(v: Any) -> Any:
+    """HUGEINT sums arrive as Decimal(38, 0): shown (and written as JSON) as integers."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
 def _cell(v: Any) -> str:
+    v = _plain(v)
     if isinstance(v, datetime):
         return f"{v:%Y-%m-%d %H:%M:%S}"
     if isinstance(v, float):
@@ -177,6 +197,12 @@ def sync(
     page_limit: Annotated[int, typer.Option(help="Objects per list request.")] = 100,
     chunk_size: Annotated[int, typer.Option(help="Objects per load transaction.")] = 15_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    publish: Annotated[str | None, typer.Option(
+        help="After the last commit, replace this file atomically with a read-only copy of "
+             "the database (for BI tools and long notebooks).")] = None,
+    publish_storage_version: Annotated[str | None, typer.Option(
+        help="Write the published copy in this DuckDB storage format, e.g. v1.4.0 for "
+             "DuckDB 1.4 readers.")] = None,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB.
 
@@ -186,13 +212,21 @@ def sync(
                          providers=parse_providers(providers) if providers else None,
                          verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
                          lock_timeout_s=lock_timeout, page_limit=page_limit,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, publish_path=publish,
+                         publish_storage_version=publish_storage_version)
+    if publish:
+        from batchlake.warehouse.publish import check_storage_version, check_target
+
+        check_target(publish, settings.db_path)
+        check_storage_version(publish_storage_version)
     if task_runner not in ("threads", "dask"):
         raise ConfigError(f"unknown task runner {task_runner!r}; use threads or dask")
     rep = run_sync(settings, prefect=prefect or (task_runner == "dask") or None,
                    full_refresh=full_refresh, quiet=quiet, task_runner=task_runner)
     if not quiet:
         _print_sync_report(rep)
+        if rep.published:
+            err.print(f"published {rep.published}", highlight=False)
     if rep.all_failed or (strict and rep.failed):
         raise typer.Exit(1)
 
@@ -216,15 +250,19 @@ def fetch(
     rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
     if rep.failed:
         raise BatchlakeError(rep.failed[0].error or "fetch failed")
-    from batchlake.warehouse import open_read_only
     from batchlake.warehouse.db import query_frame
 
-    con = open_read_only(db)
-    try:
+    with _reading(db, settings.lock_timeout_s) as con:
         df = query_frame(con, "SELECT * FROM batches WHERE provider = ? AND batch_id = ?",
                          [prov[0], batch_id])
-    finally:
-        con.close()
+        refused = con.execute(
+            "SELECT reason FROM rejects WHERE run_id = ? AND provider = ? "
+            "ORDER BY batch_id IS DISTINCT FROM ? LIMIT 1",
+            [rep.run_id, prov[0], batch_id]).fetchall()
+    if df.height == 0:
+        why = refused[0][0] if refused else "the gateway's answer could not be stored"
+        raise BatchlakeError(f"batch {batch_id!r} of {prov[0]} was refused: {why} "
+                             "(kept in the rejects table)")
     row = df.to_dicts()[0]
     print_frame(pl.DataFrame({"column": list(row), "value": [
         "" if v is None else str(v) for v in row.values()]}), title=f"{prov[0]} {batch_id}")
@@ -235,6 +273,7 @@ def sql_cmd(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
     db: DbOpt = str(DEFAULT_DB),
     fmt: FormatOpt = "table",
+    wait: WaitOpt = 60.0,
 ) -> None:
     """Run a read-only SQL query against the database and print the result.
 
@@ -242,16 +281,15 @@ def sql_cmd(
     """
     import duckdb
 
-    from batchlake.warehouse import open_read_only
     from batchlake.warehouse.db import query_frame
 
-    con = open_read_only(db)
-    try:
-        df = query_frame(con, query)
-    except duckdb.Error as e:
-        raise BatchlakeError(f"query failed: {str(e).splitlines()[0]}") from None
-    finally:
-        con.close()
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
+    with _reading(db, wait) as con:
+        try:
+            df = query_frame(con, query)
+        except duckdb.Error as e:
+            raise BatchlakeError(f"query failed: {str(e).splitlines()[0]}") from None
     print_frame(df, fmt)
 
 
@@ -337,14 +375,9 @@ def _fresh_demo_db(db: str) -> None:
     path = Path(db)
     if not path.exists():
         return
-    from batchlake.warehouse import open_read_only
-
-    con = open_read_only(db)
-    try:
+    with _reading(db, 30.0) as con:
         tables = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables").fetchall()}
-    finally:
-        con.close()
     if tables and "demo_info" not in tables:
         raise ConfigError(f"{db} holds real syncs; the demo writes a fresh database: "
                           "pass another --db")
@@ -353,16 +386,15 @@ def _fresh_demo_db(db: str) -> None:
 
 
 def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
-                  html_path: str | None = None) -> None:
-    from batchlake.warehouse import open_read_only
-
+                  html_path: str | None = None, wait: float = 60.0) -> None:
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
     window = rpt.parse_duration(since) if since else None
-    con = open_read_only(db)
-    try:
+    if provider:
+        provider = parse_providers(provider)[0]
+    with _reading(db, wait) as con:
         sections = rpt.build(con, window, provider)
         status = rpt.status_by_provider(con, window, provider)
-    finally:
-        con.close()
     if html_path:
         Path(html_path).write_text(rpt.to_html(sections, status, "batchlake report"),
                                    encoding="utf-8")
@@ -385,12 +417,13 @@ def report(
     fmt: FormatOpt = "table",
     html: Annotated[str | None, typer.Option(
         "--html", help="Also write a self-contained HTML page here.")] = None,
+    wait: WaitOpt = 60.0,
 ) -> None:
     """Summary, durations, top errors, cache and overdue batches.
 
     Example: batchlake report --since 7d --format json
     """
-    _print_report(db, since, provider, fmt, html)
+    _print_report(db, since, provider, fmt, html, wait)
 
 
 @app.command()
@@ -400,18 +433,17 @@ def stuck(
         help="Also list open batches unchanged for this long, e.g. 2h.")] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
     fmt: FormatOpt = "table",
+    wait: WaitOpt = 60.0,
 ) -> None:
     """List overdue batches; exit 2 when there are any (for cron or CI alerts).
 
     Example: batchlake stuck --older-than 2h || notify-team
     """
-    from batchlake.warehouse import open_read_only
-
-    con = open_read_only(db)
-    try:
-        df = rpt.overdue(con, provider, rpt.parse_duration(older_than) if older_than else None)
-    finally:
-        con.close()
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
+    window = rpt.parse_duration(older_than) if older_than else None
+    with _reading(db, wait) as con:
+        df = rpt.overdue(con, parse_providers(provider)[0] if provider else None, window)
     if df.height == 0:
         err.print("no stuck batches")
         return
@@ -436,6 +468,7 @@ def export_parquet(
     db: DbOpt = str(DEFAULT_DB),
     partition_by: Annotated[str, typer.Option(
         help="Partition columns for batches.")] = "provider,created_date",
+    wait: WaitOpt = 60.0,
 ) -> None:
     """Export the tables as a hive-partitioned, zstd Parquet dataset (incremental).
 
@@ -443,7 +476,9 @@ def export_parquet(
     """
     from batchlake.warehouse.export import export_parquet as run_export
 
-    written = run_export(db, directory, tuple(p.strip() for p in partition_by.split(",")))
+    written = run_export(db, directory, tuple(p.strip() for p in partition_by.split(",")),
+                         lock_timeout_s=wait,
+                         on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
     err.print(f"wrote {written} partition files under {directory}")
 
 
@@ -455,6 +490,10 @@ def serve(
     base_url: Annotated[str | None, typer.Option(
         help="Gateway URL (else BIFROST_BASE_URL of the serving process).")] = None,
     providers: Annotated[str | None, typer.Option(help="Comma-separated providers.")] = None,
+    publish: Annotated[str | None, typer.Option(
+        help="Each run replaces this file with a read-only copy of the database.")] = None,
+    publish_storage_version: Annotated[str | None, typer.Option(
+        help="DuckDB storage format of the copy, e.g. v1.4.0.")] = None,
 ) -> None:
     """Serve the scheduled deployments against the configured Prefect API (needs
     PREFECT_API_URL, e.g. from a local `prefect server start`).
@@ -470,9 +509,16 @@ def serve(
         from batchlake.common.settings import check_base_url
 
         base_url, _ = check_base_url(base_url)  # credentials never become parameters
+    if publish:
+        from batchlake.warehouse.publish import check_storage_version, check_target
+
+        check_target(publish, db)
+        check_storage_version(publish_storage_version)
+        publish = str(Path(publish).resolve())
     serve_deployments(db_path=str(Path(db).resolve()), cron=cron, reconcile_cron=reconcile_cron,
                       base_url=base_url,
-                      providers=list(parse_providers(providers)) if providers else None)
+                      providers=list(parse_providers(providers)) if providers else None,
+                      publish_path=publish, publish_storage_version=publish_storage_version)
 
 
 def main() -> None:

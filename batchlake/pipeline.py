@@ -64,6 +64,7 @@ class SyncReport:
     run_id: str
     started_at: datetime
     results: list[ProviderResult]
+    published: str | None = None  # the snapshot written after the last commit, if asked
 
     @property
     def failed(self) -> list[ProviderResult]:
@@ -469,7 +470,17 @@ def sync(
                                 thread_name_prefix="provider") as pool:
             results = list(pool.map(
                 lambda p: sync_provider(ctx, p, batch_ids=batch_ids), provs))
-    return SyncReport(rid, started, results)
+        report = SyncReport(rid, started, results)
+        report.published = publish_snapshot(wh, settings, report)
+    return report
+
+
+def publish_snapshot(wh: Warehouse, settings: Settings, report: SyncReport) -> str | None:
+    """Publish the read-only snapshot once every provider's chunks are committed. A run in
+    which every provider failed changed nothing worth a new snapshot."""
+    if not settings.publish_path or report.all_failed:
+        return None
+    return str(wh.publish(settings.publish_path, settings.publish_storage_version))
 
 
 def now_utc() -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -56,9 +57,10 @@ def summary(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
         "count(*) FILTER (WHERE status_norm = 'failed') AS failed, "
         "count(*) FILTER (WHERE status_norm IN ('expired', 'cancelled')) AS expired_or_cancelled, "
         "count(*) FILTER (WHERE NOT is_terminal) AS in_flight, "
-        "CAST(sum(request_total) AS BIGINT) AS requests, "
-        "round(sum(request_completed) / nullif(sum(request_completed) + sum(request_failed), 0), 4)"
-        " AS success_rate, "
+        # Sums stay HUGEINT (int64 counts can overflow an int64 sum); rates are DOUBLE.
+        "sum(request_total) AS requests, "
+        "round(CAST(sum(request_completed) AS DOUBLE) / nullif(CAST(sum(request_completed) "
+        "AS DOUBLE) + sum(request_failed), 0), 4) AS success_rate, "
         "round(count(*) FILTER (WHERE cache_hit) / nullif(count(cache_hit), 0), 4) "
         "AS cache_hit_rate "
         f"FROM batches{w} GROUP BY provider ORDER BY provider", p)
@@ -94,7 +96,7 @@ def cache(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
     return query_frame(con,
         "SELECT provider, CASE WHEN cache_hit THEN coalesce(cache_hit_type, '(unknown)') "
         "ELSE 'miss' END AS hit_type, count(*) AS batches, "
-        "CAST(coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS BIGINT) "
+        "coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) "
         "AS tokens_from_cache "
         f"FROM batches{w} GROUP BY ALL ORDER BY provider, hit_type", p)
 
@@ -133,7 +135,11 @@ def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
 
 def to_jsonable(sections: dict[str, pl.DataFrame]) -> dict[str, list[dict[str, Any]]]:
     def fix(v: Any) -> Any:
-        return v.isoformat() if isinstance(v, datetime) else v
+        if isinstance(v, datetime):
+            return v.isoformat()
+        if isinstance(v, Decimal):  # HUGEINT sums: exact integers in JSON
+            return int(v) if v == v.to_integral_value() else float(v)
+        return v
 
     return {k: [{c: fix(v) for c, v in row.items()} for row in df.to_dicts()]
             for k, df in sections.items()}

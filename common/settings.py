@@ -72,6 +72,10 @@ class Settings:
     flatten_size: int = 5000
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB
+    # After the last commit, copy the database to this file (atomically replaced) for tools
+    # that keep a connection open; optionally in an older DuckDB storage format (v1.4.0).
+    publish_path: str | None = None
+    publish_storage_version: str | None = None
 
     def __repr__(self) -> str:
         return (f"Settings(base_url={redact_url(self.base_url)!r}, auth={self.auth!r}, "

@@ -21,8 +21,12 @@ RECONCILE = "daily-reconcile"
 
 def deployments(*, db_path: str, cron: str = "*/10 * * * *",
                 reconcile_cron: str = "0 3 * * *", base_url: str | None = None,
-                providers: list[str] | None = None) -> list[Any]:
+                providers: list[str] | None = None, publish_path: str | None = None,
+                publish_storage_version: str | None = None) -> list[Any]:
     params: dict[str, Any] = {"db_path": db_path}
+    if publish_path:
+        params["publish_path"] = publish_path
+        params["publish_storage_version"] = publish_storage_version
     if base_url:
         params["base_url"] = base_url
     if providers:
@@ -44,6 +48,9 @@ def deployments(*, db_path: str, cron: str = "*/10 * * * *",
 
 
 def serve_deployments(*, db_path: str, cron: str, reconcile_cron: str,
-                      base_url: str | None = None, providers: list[str] | None = None) -> None:
+                      base_url: str | None = None, providers: list[str] | None = None,
+                      publish_path: str | None = None,
+                      publish_storage_version: str | None = None) -> None:
     serve(*deployments(db_path=db_path, cron=cron, reconcile_cron=reconcile_cron,
-                       base_url=base_url, providers=providers))
+                       base_url=base_url, providers=providers, publish_path=publish_path,
+                       publish_storage_version=publish_storage_version))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from batchlake.pipeline import (
     SyncReport,
     new_run_id,
     now_utc,
+    publish_snapshot,
     short_gil_switches,
     sync_provider,
 )
@@ -98,13 +100,19 @@ def sync_batches(
     base_url: str | None = None,
     full_refresh: bool = False,
     distributed: bool = False,
+    publish_path: str | None = None,
+    publish_storage_version: str | None = None,
 ) -> dict[str, Any]:
     """Sync batches from a Bifrost gateway into DuckDB, one task per provider.
 
     ``distributed=True`` (used with a Dask task runner, see ``dask_flow``): tasks only fetch
-    and flatten on the workers; this flow process loads their frames."""
+    and flatten on the workers; this flow process loads their frames. ``publish_path``:
+    after the last commit, replace that file with a read-only copy of the database."""
     logger = get_run_logger()
     settings = _settings(db_path, base_url, providers)
+    if publish_path:
+        settings = replace(settings, publish_path=publish_path,
+                           publish_storage_version=publish_storage_version)
     provs = parse_providers(providers) if providers else settings.providers
     run_id = f"prefect-{flow_run.get_id() or new_run_id()}"
     started = now_utc()
@@ -129,17 +137,18 @@ def sync_batches(
                 results = [_RESULTS[run_id].get(p) or _last_result(wh, run_id, p)
                            for p in provs]
             overdue = rpt.overdue(wh.con)
+            report = SyncReport(run_id, started, results)
+            report.published = publish_snapshot(wh, settings, report)
         finally:
             _CONTEXTS.pop(run_id, None)
             _RESULTS.pop(run_id, None)
             _WAREHOUSES.pop(run_id, None)
-    report = SyncReport(run_id, started, results)
     _publish(report, overdue.to_dicts())
     if report.all_failed:
         raise BatchlakeError("every provider failed: " + "; ".join(
             f"{r.provider}: {r.error}" for r in report.failed))
     return {"run_id": run_id, "results": [r.as_row() for r in results],
-            "overdue": len(overdue)}
+            "overdue": len(overdue), "published": report.published}
 
 
 def _run_distributed(wh: Warehouse, run_id: str, provs: tuple[str, ...], base_url: str,
@@ -230,7 +239,9 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         with _one_shot_prefect_settings():
             out = flow_fn(providers=list(settings.providers), batch_ids=batch_ids,
                           db_path=settings.db_path, base_url=settings.base_url,
-                          full_refresh=full_refresh, distributed=dask)
+                          full_refresh=full_refresh, distributed=dask,
+                          publish_path=settings.publish_path,
+                          publish_storage_version=settings.publish_storage_version)
     finally:
         _HANDOVER.settings = None
     results = []
@@ -242,4 +253,4 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         r.counts.unchanged, r.counts.rejected = row["unchanged"], row["rejected"]
         r.counts.snapshots = row["snapshots"]
         results.append(r)
-    return SyncReport(out["run_id"], now_utc(), results)
+    return SyncReport(out["run_id"], now_utc(), results, out.get("published"))

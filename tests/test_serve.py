@@ -10,14 +10,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from batchlake.simulator import SimGateway
+from batchlake.simulator import Fault, SimGateway
 from tests.conftest import ROOT, rows
+from tests.test_notebook import run_notebook
 from tests.test_pipeline import assert_matches_truth
 
 pytestmark = pytest.mark.prefect
@@ -95,21 +97,40 @@ def test_serve_registers_deployments_and_a_triggered_run_lands(
         crons = {d["name"]: [s["schedule"].get("cron") for s in d.get("schedules", [])]
                  for d in deps.values()}
         assert crons == {"incremental": ["*/10 * * * *"], "daily-reconcile": ["0 3 * * *"]}
-        run = httpx.post(api + f"/deployments/{deps['incremental']['id']}/create_flow_run",
-                         json={}, timeout=10).json()
+        def trigger() -> str:
+            run = httpx.post(api + f"/deployments/{deps['incremental']['id']}/create_flow_run",
+                             json={}, timeout=10).json()
+            return str(run["id"])
 
-        def finished() -> str | None:
-            state = httpx.get(api + f"/flow_runs/{run['id']}", timeout=5).json()["state"]
-            return state["type"] if state["type"] in ("COMPLETED", "FAILED", "CRASHED") \
-                else None
+        def state(run_id: str) -> dict[str, Any]:
+            return dict(httpx.get(api + f"/flow_runs/{run_id}", timeout=5).json())
 
-        assert wait_for("triggered run", finished, 180, every=1) == "COMPLETED"
+        def finished(run_id: str) -> Callable[[], str | None]:
+            def check() -> str | None:
+                kind = state(run_id)["state"]["type"]
+                return kind if kind in ("COMPLETED", "FAILED", "CRASHED") else None
+            return check
+
+        first = trigger()
+        assert wait_for("triggered run", finished(first), 180, every=1) == "COMPLETED"
+        # A notebook runs while the next scheduled run syncs (a slow gateway keeps it busy):
+        # neither blocks the other.
+        gw.advance(3600)
+        gw.faults = [Fault("delay", endpoint="list", times=-1, delay_s=2.0)]
+        second = trigger()
+        wait_for("second run started", lambda: state(second)["state"]["type"] == "RUNNING",
+                 120, every=0.2)
+        notebook_started = time.time()
+        run_notebook(db)
+        assert wait_for("second run", finished(second), 180, every=1) == "COMPLETED"
+        ended = state(second)["end_time"]
+        assert ended and datetime.fromisoformat(ended).timestamp() > notebook_started
     finally:
         _stop(serve)
         gw.stop()
     assert_matches_truth(gw, db)
     assert rows(db, "SELECT count(DISTINCT run_id), min(mode) FROM sync_runs") == [
-        (1, "incremental")]
+        (2, "incremental")]
 
 
 def test_serve_without_a_prefect_server_says_what_to_do() -> None:

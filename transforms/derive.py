@@ -15,6 +15,7 @@ STATUS_VOCABULARY: tuple[str, ...] = (
 TERMINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "expired", "cancelled", "deleted")
 _ACTIVE = ("validating", "in_progress", "finalizing")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW_S = 100 * 365 * 86400  # completion windows are hours; a century is a bad value
 
 
 def status_norm_expr() -> pl.Expr:
@@ -50,8 +51,10 @@ def window_seconds_expr() -> pl.Expr:
     mult: Any = pl.when(unit == "").then(1)
     for u, secs in _UNITS.items():
         mult = mult.when(unit == u).then(secs)
-    seconds: pl.Expr = n * mult.otherwise(None)
-    return seconds
+    # A window past MAX_WINDOW_S is no window: created_at plus it would leave the timestamp
+    # range. n is bounded first so that n * unit cannot wrap int64.
+    seconds: pl.Expr = pl.when(n <= MAX_WINDOW_S).then(n * mult.otherwise(None))
+    return pl.when(seconds <= MAX_WINDOW_S).then(seconds)
 
 
 def _seconds_between(a: str, b: pl.Expr) -> pl.Expr:

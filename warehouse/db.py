@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,15 @@ def _check_path(db_path: str) -> None:
                             "path or fix its permissions")
 
 
-def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30.0
-            ) -> duckdb.DuckDBPyConnection:
-    """Open ``db_path``; wait up to ``lock_timeout_s`` while another process holds it."""
+OnWait = Callable[[str], None]
+
+
+def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30.0,
+            on_wait: OnWait | None = None) -> duckdb.DuckDBPyConnection:
+    """Open ``db_path``; wait up to ``lock_timeout_s`` while another process holds it.
+
+    ``on_wait`` is told once, in one line, that the open is waiting (a read command says so
+    on stderr while a sync holds the file). A read-only open never creates a file."""
     if not read_only:
         _check_path(db_path)
     elif db_path != ":memory:" and not db_path.startswith("md:") and not Path(db_path).exists():
@@ -68,9 +74,13 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
             if not _LOCK_HINT.search(msg):
                 raise DatabaseError(f"cannot open {db_path}: {msg.splitlines()[0][:200]}"
                                     ) from None
+            pid = _PID.search(msg)
+            who = f" (PID {pid.group(1)})" if pid else ""
+            if on_wait is not None:
+                on_wait(f"{db_path} is in use by another process{who}; waiting up to "
+                        f"{lock_timeout_s:g}s")
+                on_wait = None
             if time.monotonic() >= deadline:
-                pid = _PID.search(msg)
-                who = f" (PID {pid.group(1)})" if pid else ""
                 raise DatabaseLocked(
                     f"{db_path} is in use by another process{who}; waited "
                     f"{lock_timeout_s:g}s. Wait for it to finish or raise --lock-timeout"
@@ -86,6 +96,18 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
         # than the default 16MB.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     return con
+
+
+@contextlib.contextmanager
+def reading(db_path: str, *, lock_timeout_s: float = 30.0, on_wait: OnWait | None = None
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection held only for the ``with`` block: readers never keep the file
+    from the scheduled sync longer than their query."""
+    con = connect(db_path, read_only=True, lock_timeout_s=lock_timeout_s, on_wait=on_wait)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def memory_limit() -> str:

@@ -36,6 +36,7 @@ from batchlake.transforms.schema import (
     ROW_KEY_SQL,
     STAGED_BATCH_COLUMNS,
 )
+from batchlake.warehouse import publish as _publish
 from batchlake.warehouse.db import (
     checkpoint_headroom,
     checkpoint_memory_limit,
@@ -360,6 +361,13 @@ class Warehouse:
                 self.con.execute("ROLLBACK")
                 raise
 
+    @_oom_is_a_setting
+    def publish(self, target: str, storage_version: str | None = None) -> Path:
+        """Publish a read-only snapshot of everything committed (see warehouse/publish.py)."""
+        with self.lock, checkpoint_headroom(self.con):
+            return _publish.publish(self.con, target, db_path=self.db_path,
+                                    storage_version=storage_version)
+
     # -- run bookkeeping ---------------------------------------------------------------------
     @_oom_is_a_setting
     def start_run(self, run_id: str, provider: str, mode: str, started_at: datetime,
@@ -411,5 +419,3 @@ class Warehouse:
             "ORDER BY created_at DESC NULLS LAST", [provider])]
 
 
-def open_read_only(db_path: str, lock_timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
-    return connect(db_path, read_only=True, lock_timeout_s=lock_timeout_s)

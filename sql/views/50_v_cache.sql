@@ -7,8 +7,8 @@ SELECT
     count(*) AS batches,
     count(*) FILTER (WHERE cache_hit) AS hits,
     round(count(*) FILTER (WHERE cache_hit) / count(*), 4) AS hit_rate,
-    CAST(coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS BIGINT)
-        AS input_tokens_from_cache
+    -- HUGEINT: an int64 sum of token counts can overflow.
+    coalesce(sum(cache_input_tokens) FILTER (WHERE cache_hit), 0) AS input_tokens_from_cache
 FROM batches
 WHERE cache_hit IS NOT NULL
 GROUP BY ALL;

@@ -1,0 +1,155 @@
+"""Every view and every read command survives every value the schema allows: databases built
+from objects generated from Bifrost's batch schema (int64 extremes, negative counts, control
+characters in ids) are read by each view, by `report` in every format and filter, `stuck`,
+`sql` in every format, `export parquet` and the notebook, with no traceback, the documented
+exit codes and output that parses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchlake import report as rpt
+from batchlake.api import VIEWS
+from batchlake.transforms import flatten_objects
+from batchlake.warehouse import Warehouse
+from tests.conftest import run_cli
+from tests.test_notebook import run_notebook
+from tests.test_transforms import gateway_objects
+
+NOW = datetime.now(UTC)
+I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
+
+
+def extreme_objects() -> list[dict[str, Any]]:
+    """Hand-made extremes beside the generated ones: what broke the read commands."""
+    base = {"status": "in_progress", "created_at": int(NOW.timestamp()) - 2 * 86400,
+            "completion_window": "24h"}
+    return [
+        {**base, "id": "max-counts", "request_counts": {
+            "total": I64_MAX, "completed": I64_MAX, "failed": I64_MAX, "pending": I64_MAX},
+         "extra_fields": {"latency": I64_MAX, "cache_debug": {
+             "cache_hit": True, "input_tokens": I64_MAX, "similarity": 1e308,
+             "threshold": -1e308, "hit_type": "semantic"}}},
+        {**base, "id": "max-counts-2", "request_counts": {
+            "total": I64_MAX, "completed": I64_MAX, "failed": I64_MAX},
+         "extra_fields": {"latency": I64_MAX, "cache_debug": {
+             "cache_hit": True, "input_tokens": I64_MAX}}},
+        {**base, "id": "min-counts", "status": "completed", "request_counts": {
+            "total": I64_MIN, "completed": I64_MIN, "failed": I64_MIN}},
+        {**base, "id": "min-counts-2", "status": "completed", "request_counts": {
+            "total": I64_MIN, "completed": I64_MIN, "failed": 0}},
+        {**base, "id": "ctl\x00\x01\x1b[31m\n\t\u202e", "request_counts": {
+            "total": 1, "completed": 0, "failed": 0},
+         "errors": {"object": "list", "data": [{"code": "\x00", "message": "\x1b[2J"}]},
+         "metadata": {"team\n": "\x07"}},
+        {**base, "id": "huge-window", "completion_window": "99999999999999999999d",
+         "request_counts": {"total": 0, "completed": 0, "failed": 0}},
+        {**base, "id": "long-window", "completion_window": "36500d",
+         "created_at": 99_999_999_999, "request_counts": {"total": 0, "completed": 0,
+                                                          "failed": 0}},
+        {**base, "id": "far-future", "created_at": 9223372036854775807,
+         "request_counts": {"total": 0, "completed": 0, "failed": 0}},
+    ]
+
+
+def build_db(path: str, objects: list[Any]) -> None:
+    with Warehouse(path) as wh:
+        for provider in ("gemini", "anthropic"):
+            flat = flatten_objects(objects, provider, as_of=NOW)
+            wh.load_chunk(flat, run_id=f"run-{provider}", observed_at=NOW)
+            # a second sighting, changed, gives the history views rows to read
+            flat = flatten_objects([dict(o, output_file_id="changed") for o in objects
+                                    if isinstance(o, dict)], provider, as_of=NOW)
+            wh.load_chunk(flat, run_id=f"run2-{provider}", observed_at=datetime.now(UTC))
+
+
+def read_everything(path: str) -> None:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        for view in VIEWS:
+            con.execute(f"SELECT * FROM {view}").fetchall()
+        for since in (None, rpt.parse_duration("7d")):
+            for provider in (None, "gemini"):
+                sections = rpt.build(con, since, provider)
+                json.dumps(rpt.to_jsonable(sections), default=str)
+                rpt.to_html(sections, rpt.status_by_provider(con, since, provider), "t")
+        rpt.overdue(con, None, rpt.parse_duration("2h"))
+    finally:
+        con.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(gateway_objects(), min_size=1, max_size=12))
+def test_every_view_and_report_section_reads_any_schema_valid_data(
+        tmp_path_factory: pytest.TempPathFactory, objects: list[Any]) -> None:
+    path = str(tmp_path_factory.mktemp("ext") / "x.duckdb")
+    build_db(path, objects + extreme_objects())
+    read_everything(path)
+
+
+class _Html(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def _ok(res: Any, codes: tuple[int, ...] = (0,)) -> str:
+    assert "Traceback" not in res.stderr + res.stdout, res.stderr[-3000:]
+    assert res.returncode in codes, res.stderr
+    return str(res.stdout)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(gateway_objects(), min_size=3, max_size=8))
+@pytest.mark.slow
+def test_every_read_command_survives_extreme_data(tmp_path_factory: pytest.TempPathFactory,
+                                                  objects: list[Any]) -> None:
+    tmp = tmp_path_factory.mktemp("cli")
+    db = str(tmp / "x.duckdb")
+    build_db(db, objects + extreme_objects())
+    for extra in ([], ["--provider", "gemini"], ["--since", "7d"]):
+        json.loads(_ok(run_cli("report", "--db", db, "--format", "json", *extra)))
+        _ok(run_cli("report", "--db", db, "--format", "csv", *extra))
+        assert "Summary" in _ok(run_cli("report", "--db", db, *extra))
+    html_path = tmp / "r.html"
+    _ok(run_cli("report", "--db", db, "--html", str(html_path)))
+    page = _Html()
+    page.feed(html_path.read_text(encoding="utf-8"))
+    assert "svg" in page.tags and "table" in page.tags
+    # stuck: exit 2 when there are stuck batches (the extremes are open and overdue)
+    stuck = _ok(run_cli("stuck", "--db", db, "--format", "json"), (2,))
+    assert json.loads(stuck)
+    _ok(run_cli("stuck", "--db", db, "--older-than", "2h"), (2,))
+    for view in VIEWS:
+        q = f"SELECT * FROM {view}"
+        json.loads(_ok(run_cli("sql", q, "--db", db, "--format", "json")))
+        list(csv.reader(io.StringIO(_ok(run_cli("sql", q, "--db", db, "--format", "csv")))))
+    _ok(run_cli("sql", "SELECT * FROM v_daily_summary", "--db", db))
+    lake = tmp / "lake"
+    _ok(run_cli("export", "parquet", str(lake), "--db", db))
+    back = duckdb.connect()
+    n = back.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
+                     [str(lake / "batches" / "**" / "*.parquet")]).fetchall()[0][0]
+    assert n == duckdb.connect(db, read_only=True).execute(
+        "SELECT count(*) FROM batches").fetchall()[0][0]
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_on_extreme_data(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.duckdb")
+    build_db(db, extreme_objects())
+    run_notebook(db)
