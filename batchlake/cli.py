@@ -48,6 +48,15 @@ DbOpt = Annotated[str, typer.Option("--db", envvar="BATCHLAKE_DB", show_envvar=F
                                     help="DuckDB file (or md:NAME for MotherDuck).")]
 WaitOpt = Annotated[float, typer.Option(
     "--wait", help="Seconds to wait for a sync that holds the database.")]
+PricesOpt = Annotated[str | None, typer.Option(
+    "--prices", help="Prices CSV (provider,model,input,output,cache_read,cache_write,"
+    "batch_input,batch_output; USD per 1M tokens); its rows win over the shipped table "
+    "(env BATCHLAKE_PRICES).")]
+PricesOnlyOpt = Annotated[bool, typer.Option(
+    "--prices-only", help="Price from the --prices file alone (no shipped table).")]
+BodiesOpt = Annotated[bool, typer.Option(
+    "--store-result-bodies", help="Keep each result line's response body (redacted); by "
+    "default bodies, your users' data, are not stored.")]
 
 
 def _reading(db: str, wait: float) -> Any:
@@ -203,6 +212,15 @@ def sync(
     publish_storage_version: Annotated[str | None, typer.Option(
         help="Write the published copy in this DuckDB storage format, e.g. v1.4.0 for "
              "DuckDB 1.4 readers.")] = None,
+    results: Annotated[bool, typer.Option(
+        "--results/--no-results",
+        help="Also read the results (and cost) of newly finished batches.")] = True,
+    results_limit: Annotated[int | None, typer.Option(
+        help="Read at most this many batches' results per provider in this run (oldest "
+             "first; the rest follow in later runs).")] = None,
+    prices: PricesOpt = None,
+    prices_only: PricesOnlyOpt = False,
+    store_result_bodies: BodiesOpt = False,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB.
 
@@ -213,7 +231,10 @@ def sync(
                          verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
                          lock_timeout_s=lock_timeout, page_limit=page_limit,
                          chunk_size=chunk_size, publish_path=publish,
-                         publish_storage_version=publish_storage_version)
+                         publish_storage_version=publish_storage_version, results=results,
+                         results_limit=results_limit,
+                         prices=prices, prices_only=prices_only or None,
+                         store_result_bodies=store_result_bodies or None)
     if publish:
         from batchlake.warehouse.publish import check_storage_version, check_target
 
@@ -268,6 +289,70 @@ def fetch(
         "" if v is None else str(v) for v in row.values()]}), title=f"{prov[0]} {batch_id}")
 
 
+@app.command("results")
+def results_cmd(
+    base_url: Annotated[str | None, typer.Option(
+        help="Gateway URL (env BIFROST_BASE_URL).")] = None,
+    providers: Annotated[str | None, typer.Option(
+        help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
+    db: DbOpt = str(DEFAULT_DB),
+    api_key: Annotated[str | None, typer.Option(
+        help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
+        show_default=False)] = None,
+    api_key_header: Annotated[str | None, typer.Option(
+        help="Send the key in this header instead, e.g. x-api-key.")] = None,
+    refetch: Annotated[bool, typer.Option(
+        help="Read again the results already stored (their lines are replaced).")] = False,
+    prices: PricesOpt = None,
+    prices_only: PricesOnlyOpt = False,
+    store_result_bodies: BodiesOpt = False,
+    lock_timeout: Annotated[float, typer.Option(
+        help="Wait this long for another writer.")] = 30.0,
+) -> None:
+    """Read the results of finished batches already stored (each batch once) and price them.
+
+    A sync does this too; this command reads results without listing batches.
+
+    Example: batchlake results --providers openai --prices my-prices.csv
+    """
+    settings = _settings(base_url, api_key, api_key_header, db_path=db,
+                         providers=parse_providers(providers) if providers else None,
+                         prices=prices, prices_only=prices_only or None,
+                         store_result_bodies=store_result_bodies or None,
+                         lock_timeout_s=lock_timeout)
+    _preflight(settings)
+    from batchlake.pipeline import sync_results_only
+
+    rep = sync_results_only(settings, refetch=refetch)
+    df = pl.DataFrame([{k: r.as_row()[k] for k in (
+        "provider", "status", "results_batches", "result_lines", "results_failed", "error")}
+        for r in rep.results])
+    print_frame(df, title=f"results run {rep.run_id}")
+    if rep.all_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reprice(
+    db: DbOpt = str(DEFAULT_DB),
+    prices: PricesOpt = None,
+    prices_only: PricesOnlyOpt = False,
+    lock_timeout: Annotated[float, typer.Option(
+        help="Wait this long for another writer.")] = 30.0,
+) -> None:
+    """Recompute every stored cost from the prices in force, without a single request.
+
+    Example: batchlake reprice --prices my-prices.csv
+    """
+    settings = from_env(db_path=db, prices=prices, prices_only=prices_only or None,
+                        lock_timeout_s=lock_timeout)
+    from batchlake.pipeline import reprice_stored
+
+    lines, unpriced = reprice_stored(settings)
+    err.print(f"repriced {lines:,} result lines; {unpriced:,} unpriced (see v_unpriced_models)",
+              highlight=False)
+
+
 @app.command("sql")
 def sql_cmd(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
@@ -310,6 +395,12 @@ def gateway(
         help="Batches were created over this many days before now.")] = 3.0,
     metadata_keys: Annotated[int, typer.Option(
         help="Metadata keys per tagged batch: 2 (team, job) up to 12 (~1 KB objects).")] = 2,
+    results_max_lines: Annotated[int, typer.Option(
+        help="Lines per results body at most (a batch's request count, capped; 0: "
+             "uncapped).")] = 40,
+    big_batch: Annotated[int, typer.Option(
+        help="Also serve one finished OpenAI batch with this many requests (results "
+             "benchmark; 0: none).")] = 0,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -319,10 +410,13 @@ def gateway(
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
                     future_share=future_share, providers=parse_providers(providers),
-                    history_s=int(history_days * 86400), metadata_keys=metadata_keys)
-    err.print(f"simulated gateway on http://127.0.0.1:{port} ({batches} batches)")
+                    history_s=int(history_days * 86400), metadata_keys=metadata_keys,
+                    results_max_lines=results_max_lines or None)
+    if big_batch:
+        gw.add_big_batch(big_batch)
     try:
-        gw.serve_forever(port=port)
+        gw.serve_forever(port=port, on_ready=lambda url: err.print(
+            f"simulated gateway on {url} ({batches} batches)", highlight=False))
     except OSError as e:
         raise ConfigError(f"cannot listen on 127.0.0.1:{port} ({e.strerror}); "
                           "pick another --port") from None

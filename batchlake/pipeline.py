@@ -28,6 +28,7 @@ from batchlake.common.errors import (
 )
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient, ListingReport
+from batchlake.results import PriceCache, load_prices, sync_results
 from batchlake.transforms import FlatFrames, flatten_objects
 from batchlake.transforms.redact import scrub_text
 from batchlake.warehouse import ChunkCounts, Warehouse
@@ -49,14 +50,18 @@ class ProviderResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     watermark_used: datetime | None = None
+    results_batches: int = 0  # finished batches whose results were loaded this run
+    result_lines: int = 0
+    results_failed: int = 0
 
     def as_row(self) -> dict[str, Any]:
         return {"provider": self.provider, "status": self.status, "mode": self.mode,
                 "pages": self.pages, "fetched": self.fetched, "refetched_by_id": self.refetched,
                 "inserted": self.counts.inserted, "updated": self.counts.updated,
                 "unchanged": self.counts.unchanged, "rejected": self.counts.rejected,
-                "snapshots": self.counts.snapshots, "error": self.error or "",
-                "warnings": "; ".join(self.warnings)}
+                "snapshots": self.counts.snapshots, "results_batches": self.results_batches,
+                "result_lines": self.result_lines, "results_failed": self.results_failed,
+                "error": self.error or "", "warnings": "; ".join(self.warnings)}
 
 
 @dataclass
@@ -84,7 +89,8 @@ class Sink(Protocol):
                   watermark: datetime | None) -> None: ...
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
-                   warnings: list[str], error: str | None) -> None: ...
+                   warnings: list[str], error: str | None, results_batches: int = 0,
+                   result_lines: int = 0, results_failed: int = 0) -> None: ...
     def stage_chunk(self, flat: FlatFrames) -> Any: ...
     def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime
                           ) -> Future[ChunkCounts]: ...
@@ -148,10 +154,7 @@ class FrameCollector:
         if self.newest is not None and result.status == "ok":
             wh.advance_watermark(result.provider, self.newest, run_id, datetime.now(UTC))
         result.counts = counts
-        wh.finish_run(run_id, result.provider, status=result.status,
-                      finished_at=datetime.now(UTC), pages=result.pages, fetched=result.fetched,
-                      refetched=result.refetched, counts=counts, warnings=result.warnings,
-                      error=result.error)
+        record_finish(wh, run_id, result)
 
 
 @dataclass
@@ -166,6 +169,12 @@ class RunContext:
     full_refresh: bool = False
     on_progress: OnProgress | None = None
     logger: logging.Logger | logging.LoggerAdapter[Any] = log
+    prices: PriceCache = field(default=None)  # type: ignore[assignment]
+    refetch_results: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prices is None:
+            self.prices = PriceCache(self.settings)
 
 
 _SWITCH_LOCK = threading.Lock()
@@ -346,6 +355,9 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
                 wh.advance_watermark(provider, datetime.fromtimestamp(chunker.newest, UTC),
                                      ctx.run_id, datetime.now(UTC))
         chunker.drain()
+        if settings.results:
+            sync_results(ctx, provider, result, batch_ids=batch_ids,
+                         refetch=ctx.refetch_results)
         result.status = "ok"
     except BatchlakeError as e:
         _drain_quietly(chunker)
@@ -356,16 +368,21 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
         result.status = "failed"
         result.error = _one_line(f"{type(e).__name__}: {e}", settings)
     finally:
-        wh.finish_run(ctx.run_id, provider, status=result.status,
-                      finished_at=datetime.now(UTC), pages=result.pages,
-                      fetched=result.fetched, refetched=result.refetched, counts=result.counts,
-                      warnings=result.warnings, error=result.error)
+        record_finish(wh, ctx.run_id, result)
     level = logging.INFO if result.status == "ok" else logging.WARNING
     ctx.logger.log(level, "%s: %s %s", provider, result.status,
                    result.error or _summary(result))
     if result.status != "ok" and raise_errors:
         raise ProviderFailed(f"{provider}: {result.error}")
     return result
+
+
+def record_finish(sink: Sink, run_id: str, r: ProviderResult) -> None:
+    """Write a provider's outcome into its sync_runs row."""
+    sink.finish_run(run_id, r.provider, status=r.status, finished_at=datetime.now(UTC),
+                    pages=r.pages, fetched=r.fetched, refetched=r.refetched, counts=r.counts,
+                    warnings=r.warnings, error=r.error, results_batches=r.results_batches,
+                    result_lines=r.result_lines, results_failed=r.results_failed)
 
 
 def _drain_quietly(chunker: _Chunker) -> None:
@@ -457,15 +474,20 @@ def sync(
     on_progress: OnProgress | None = None,
     logger: logging.Logger | logging.LoggerAdapter[Any] = log,
     run_id: str | None = None,
+    refetch_results: bool = False,
 ) -> SyncReport:
     """Run one sync of ``providers`` (default: settings.providers) into settings.db_path."""
     provs = providers or settings.providers
     started = datetime.now(UTC)
     rid = run_id or new_run_id()
+    prices = PriceCache(settings)
+    if settings.results and (settings.prices or settings.prices_only):
+        load_prices(settings)  # a bad prices file is one line before any work is done
     with short_gil_switches(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
-        ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger)
+        ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger,
+                         prices, refetch_results)
         with ThreadPoolExecutor(max_workers=max(1, len(provs)),
                                 thread_name_prefix="provider") as pool:
             results = list(pool.map(
@@ -473,6 +495,44 @@ def sync(
         report = SyncReport(rid, started, results)
         report.published = publish_snapshot(wh, settings, report)
     return report
+
+
+def sync_results_only(settings: Settings, *, refetch: bool = False,
+                      logger: logging.Logger | logging.LoggerAdapter[Any] = log) -> SyncReport:
+    """Read (and price) the results of the finished batches already stored, without listing
+    batches: ``batchlake results``. Recorded in sync_runs with mode 'results'."""
+    started = datetime.now(UTC)
+    rid = new_run_id()
+    if settings.prices or settings.prices_only:
+        load_prices(settings)
+    results: list[ProviderResult] = []
+    with short_gil_switches(), \
+            Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+            GatewayClient(settings) as client:
+        ctx = RunContext(settings, wh, client, rid, started, logger=logger,
+                         refetch_results=refetch)
+        for provider in settings.providers:
+            r = ProviderResult(provider, mode="results")
+            wh.start_run(rid, provider, "results", started, None)
+            try:
+                sync_results(ctx, provider, r, refetch=refetch)
+                r.status = "ok"
+            except BatchlakeError as e:
+                r.status, r.error = "failed", _one_line(str(e), settings)
+            finally:
+                record_finish(wh, rid, r)
+            results.append(r)
+    return SyncReport(rid, started, results)
+
+
+def reprice_stored(settings: Settings) -> tuple[int, int]:
+    """Recompute every stored line's cost from the prices in force (``batchlake reprice``):
+    not a single request. Returns (lines, unpriced lines)."""
+    from batchlake.warehouse.results import reprice
+
+    prices = load_prices(settings)
+    with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh:
+        return reprice(wh, prices)
 
 
 def publish_snapshot(wh: Warehouse, settings: Settings, report: SyncReport) -> str | None:

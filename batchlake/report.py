@@ -121,12 +121,48 @@ def overdue(con: duckdb.DuckDBPyConnection, provider: str | None = None,
         "ORDER BY late_s DESC, provider, batch_id", params)
 
 
+def costs(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+          provider: str | None = None) -> pl.DataFrame:
+    """Cost per provider from the batches' results (batches created in the window)."""
+    w, p = _filters(since, provider, "c")
+    return query_frame(con,
+        "SELECT c.provider, count(*) AS batches, sum(c.requests) AS requests, "
+        "sum(c.succeeded) AS succeeded, sum(c.errored + c.expired + c.canceled) AS failed, "
+        "round(sum(c.cost_usd), 4) AS cost_usd, round(sum(c.list_cost_usd), 4) AS list_cost_usd, "
+        "round(sum(c.saved_usd), 4) AS saved_usd, sum(c.unpriced_requests) AS unpriced "
+        f"FROM v_batch_costs c{w} GROUP BY c.provider ORDER BY c.provider", p)
+
+
+def request_errors(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+                   provider: str | None = None, limit: int = 10) -> pl.DataFrame:
+    """The most frequent request error codes across the batches' results."""
+    w, p = _filters(since, provider, "b")
+    cond = (w + " AND " if w else " WHERE ") + "r.outcome <> 'succeeded'"
+    return query_frame(con,
+        "SELECT r.provider, r.outcome, coalesce(r.error_code, '(none)') AS error_code, "
+        "count(*) AS requests, count(DISTINCT r.batch_id) AS batches, "
+        "mode(r.error_message) AS top_message "
+        "FROM batch_results r JOIN batches b USING (provider, batch_id)"
+        f"{cond} GROUP BY ALL ORDER BY requests DESC, error_code LIMIT {int(limit)}", p)
+
+
+def unpriced(con: duckdb.DuckDBPyConnection, provider: str | None = None) -> pl.DataFrame:
+    where = " WHERE provider = ?" if provider else ""
+    return query_frame(con,
+        "SELECT provider, model, unpriced_reason, requests, input_tokens, output_tokens "
+        f"FROM v_unpriced_models{where} ORDER BY requests DESC LIMIT 10",
+        [provider] if provider else None)
+
+
 def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
           provider: str | None = None) -> dict[str, pl.DataFrame]:
     """All report sections, in display order."""
     return {
         "summary": summary(con, since, provider),
         "durations": durations(con, since, provider),
+        "costs": costs(con, since, provider),
+        "request_errors": request_errors(con, since, provider),
+        "unpriced": unpriced(con, provider),
         "top_errors": top_errors(con, since, provider),
         "cache": cache(con, since, provider),
         "overdue": overdue(con, provider),
@@ -176,9 +212,9 @@ def _status_chart_svg(df: pl.DataFrame) -> str:
         for row in df.filter(pl.col("provider") == p).iter_rows(named=True):
             w = width * row["batches"] / top
             color = _COLORS.get(row["status_norm"], "#999")
-            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h - 6}" '
-                         f'fill="{color}"><title>{html.escape(row["status_norm"])}: '
-                         f'{row["batches"]}</title></rect>')
+            parts.append(f'<rect class="mark" x="{x:.1f}" y="{y}" width="{w:.1f}" '
+                         f'height="{bar_h - 6}" fill="{color}"><title>'
+                         f'{html.escape(row["status_norm"])}: {row["batches"]}</title></rect>')
             x += w
     legend_y = 10 + len(providers) * bar_h + 18
     lx = left
@@ -191,10 +227,61 @@ def _status_chart_svg(df: pl.DataFrame) -> str:
     return "".join(parts)
 
 
+def _bars_svg(df: pl.DataFrame, label: str, series: list[tuple[str, str, str]], unit: str,
+              aria: str) -> str:
+    """Grouped horizontal bars: one group per ``label`` row, one bar per series
+    (column, legend name, colour); NULLs draw no bar. Inline SVG, no script."""
+    rows = df.to_dicts()
+    values = [float(r[c]) for r in rows for c, _, _ in series if r.get(c) is not None]
+    top = max(values, default=0.0) or 1.0
+    bar_h, width, left = 12, 520, 110
+    group_h = bar_h * len(series) + 10
+    height = group_h * len(rows) + 40
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{aria}" '
+             f'class="chart" width="{left + width + 120}" height="{height}">']
+    for i, r in enumerate(rows):
+        y = 10 + i * group_h
+        parts.append(f'<text x="0" y="{y + bar_h}" font-size="13">'
+                     f'{html.escape(str(r[label]))}</text>')
+        for k, (col, name, color) in enumerate(series):
+            v = r.get(col)
+            if v is None:
+                continue
+            w = max(1.0, width * float(v) / top)
+            by = y + k * bar_h
+            parts.append(f'<rect class="mark" x="{left}" y="{by}" width="{w:.1f}" '
+                         f'height="{bar_h - 2}" fill="{color}"><title>{html.escape(name)}: '
+                         f'{float(v):,.2f} {unit}</title></rect>')
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{by + bar_h - 3}" font-size="10">'
+                         f'{float(v):,.2f}</text>')
+    ly = 10 + len(rows) * group_h + 14
+    for k, (_, name, color) in enumerate(series):
+        x = left + k * 170
+        parts.append(f'<rect x="{x}" y="{ly - 10}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{x + 14}" y="{ly}" font-size="11">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def to_html(sections: dict[str, pl.DataFrame], status: pl.DataFrame, title: str) -> str:
     body = [f"<h1>{html.escape(title)}</h1>",
             f"<p>Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC}</p>",
             "<h2>Batches by provider and status</h2>", _status_chart_svg(status)]
+    hours = sections["durations"].select(
+        "provider", *[(pl.col(c) / 3600).alias(c) for c in
+                      ("queue_p50_s", "processing_p50_s", "total_p50_s", "total_p99_s")])
+    body += ["<h2>Durations by provider (hours)</h2>", _bars_svg(
+        hours, "provider", [("queue_p50_s", "queue p50", "#90caf9"),
+                            ("processing_p50_s", "processing p50", "#1565c0"),
+                            ("total_p50_s", "total p50", "#2e7d32"),
+                            ("total_p99_s", "total p99", "#8d6e63")], "h",
+        "durations by provider")]
+    cost = sections.get("costs")
+    if cost is not None and cost.height:
+        body += ["<h2>Cost by provider (USD)</h2>", _bars_svg(
+            cost, "provider", [("cost_usd", "cost at batch rates", "#2e7d32"),
+                               ("list_cost_usd", "at list prices", "#bdbdbd")], "USD",
+            "cost by provider")]
     for name, df in sections.items():
         body.append(f"<h2 id='{name}'>{name.replace('_', ' ').title()}</h2>")
         body.append(_table_html(df) if df.height else "<p>None.</p>")

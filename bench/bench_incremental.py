@@ -61,7 +61,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-inc-"))
     try:
         httpx.get(url + "/v1/batches", params={"provider": "openai", "limit": 1})
-        s = Settings(base_url=url, db_path=str(tmp / "inc.duckdb"), providers=("openai",))
+        # batch objects only: the results stage has its own bench (bench_results.py)
+        s = Settings(base_url=url, db_path=str(tmp / "inc.duckdb"), providers=("openai",),
+                     results=False)
         rows = [timed("full", url, s)]
         rows.append(timed("re-sync", url, s))
         httpx.post(url + f"/_sim/advance?seconds={int(args.advance_hours * 3600)}")

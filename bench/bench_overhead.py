@@ -79,7 +79,7 @@ def main() -> None:
     server = None
     try:
         sync_args = ["sync", "--base-url", url, "--providers", "openai", "--page-limit", "100",
-                     "--quiet"]
+                     "--quiet", "--no-results"]  # as the core (bench_sync's BATCHLAKE)
         direct_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
 
         def fresh_db(name: str, i: int) -> str:

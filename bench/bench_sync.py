@@ -46,7 +46,7 @@ from batchlake.pipeline import sync
 from batchlake.common.settings import Settings
 t0 = time.perf_counter()
 rep = sync(Settings(base_url=sys.argv[1], db_path=sys.argv[2], providers=('openai',),
-                    page_limit=PAGE))
+                    page_limit=PAGE, results=False))  # batch objects: bench_results.py
 core = time.perf_counter() - t0
 r = rep.results[0]
 assert r.status == 'ok', r.error

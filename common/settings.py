@@ -76,6 +76,13 @@ class Settings:
     # that keep a connection open; optionally in an older DuckDB storage format (v1.4.0).
     publish_path: str | None = None
     publish_storage_version: str | None = None
+    # Results: every sync reads the results of newly finished batches (once each) and prices
+    # them; prices from this CSV first (prices_only: from it alone), then the shipped table.
+    results: bool = True
+    prices: str | None = None
+    prices_only: bool = False
+    store_result_bodies: bool = False  # keep each line's response body (redacted)
+    results_limit: int | None = None  # at most this many batches' results per provider a run
 
     def __repr__(self) -> str:
         return (f"Settings(base_url={redact_url(self.base_url)!r}, auth={self.auth!r}, "
@@ -128,6 +135,8 @@ def from_env(**overrides: object) -> Settings:
         values["base_url"] = env["BIFROST_BASE_URL"]
     if env.get("BATCHLAKE_DB"):
         values["db_path"] = env["BATCHLAKE_DB"]
+    if env.get("BATCHLAKE_PRICES"):
+        values["prices"] = env["BATCHLAKE_PRICES"]
     if env.get("BATCHLAKE_PROVIDERS"):
         values["providers"] = parse_providers(env["BATCHLAKE_PROVIDERS"])
     key = env.get("BIFROST_API_KEY")

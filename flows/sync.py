@@ -37,9 +37,11 @@ from batchlake.pipeline import (
     new_run_id,
     now_utc,
     publish_snapshot,
+    record_finish,
     short_gil_switches,
     sync_provider,
 )
+from batchlake.results import sync_results
 from batchlake.warehouse import Warehouse
 
 MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood
@@ -128,8 +130,8 @@ def sync_batches(
             _WAREHOUSES[run_id] = wh
         try:
             if distributed:
-                results = _run_distributed(wh, run_id, provs, base_url or settings.base_url,
-                                           started, full_refresh, batch_ids)
+                results = _run_distributed(ctx, provs, base_url or settings.base_url,
+                                           batch_ids)
             else:
                 futures = [sync_provider_task.submit(run_id, p, batch_ids) for p in provs]
                 for f in futures:
@@ -137,13 +139,14 @@ def sync_batches(
                 results = [_RESULTS[run_id].get(p) or _last_result(wh, run_id, p)
                            for p in provs]
             overdue = rpt.overdue(wh.con)
+            costs = run_costs(wh, run_id)
             report = SyncReport(run_id, started, results)
             report.published = publish_snapshot(wh, settings, report)
         finally:
             _CONTEXTS.pop(run_id, None)
             _RESULTS.pop(run_id, None)
             _WAREHOUSES.pop(run_id, None)
-    _publish(report, overdue.to_dicts())
+    _publish(report, overdue.to_dicts(), costs)
     if report.all_failed:
         raise BatchlakeError("every provider failed: " + "; ".join(
             f"{r.provider}: {r.error}" for r in report.failed))
@@ -151,19 +154,28 @@ def sync_batches(
             "overdue": len(overdue), "published": report.published}
 
 
-def _run_distributed(wh: Warehouse, run_id: str, provs: tuple[str, ...], base_url: str,
-                     started: datetime, full_refresh: bool, batch_ids: list[str] | None
-                     ) -> list[ProviderResult]:
+def _run_distributed(ctx: RunContext, provs: tuple[str, ...], base_url: str,
+                     batch_ids: list[str] | None) -> list[ProviderResult]:
+    """Workers fetch and flatten batches; this process loads them, then reads the finished
+    batches' results (one writer per DuckDB file)."""
+    wh, run_id, started = ctx.warehouse, ctx.run_id, ctx.started_at
+    assert isinstance(wh, Warehouse)
     futures = []
     for p in provs:
-        mark = None if full_refresh or batch_ids else wh.watermark(p)
+        mark = None if ctx.full_refresh or batch_ids else wh.watermark(p)
         open_ids = [] if batch_ids else wh.open_batches(p)
         futures.append(fetch_provider_task.submit(run_id, p, base_url, mark, open_ids, started,
-                                                  full_refresh, batch_ids))
+                                                  ctx.full_refresh, batch_ids))
     results = []
     for f in futures:
         result, collector = f.result()
         collector.replay(wh, result, run_id=run_id, observed_at=started)
+        if result.status == "ok" and ctx.settings.results:
+            try:
+                sync_results(ctx, result.provider, result, batch_ids=batch_ids)
+            except BatchlakeError as e:
+                result.status, result.error = "failed", str(e)
+            record_finish(wh, run_id, result)
         results.append(result)
     return results
 
@@ -188,15 +200,34 @@ def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in rows]
 
 
-def _publish(report: SyncReport, overdue: list[dict[str, Any]]) -> None:
+def run_costs(wh: Warehouse, run_id: str) -> dict[str, tuple[Any, Any, Any]]:
+    """Per provider: (cost of the lines this run loaded, cost of all stored lines, unpriced
+    lines with usage) in USD; NULL sums stay None (no priced line, never 0)."""
+    rows = wh.query(
+        "SELECT provider, sum(cost_usd) FILTER (WHERE run_id = ?), sum(cost_usd), "
+        "count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens IS NOT NULL) "
+        "FROM batch_results GROUP BY provider", [run_id])
+    return {p: (run, total, unpriced) for p, run, total, unpriced in rows}
+
+
+def _usd(v: Any) -> str:
+    return "" if v is None else f"{float(v):,.4f}"
+
+
+def _publish(report: SyncReport, overdue: list[dict[str, Any]],
+             costs: dict[str, tuple[Any, Any, Any]]) -> None:
     """Markdown summary + overdue table artifacts, and one event per overdue batch."""
     lines = [f"# batchlake sync {report.run_id}", "",
              "| provider | status | fetched | inserted | updated | unchanged | rejected | "
-             "error |", "|---|---|---|---|---|---|---|---|"]
+             "result lines | cost this run (USD) | cost stored (USD) | unpriced lines | error |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.results:
         c = r.counts
+        run_cost, total_cost, unpriced = costs.get(r.provider, (None, None, 0))
         lines.append(f"| {r.provider} | {r.status} | {r.fetched} | {c.inserted} | "
-                     f"{c.updated} | {c.unchanged} | {c.rejected} | {r.error or ''} |")
+                     f"{c.updated} | {c.unchanged} | {c.rejected} | {r.result_lines} | "
+                     f"{_usd(run_cost)} | {_usd(total_cost)} | {unpriced} | "
+                     f"{r.error or ''} |")
     lines += ["", f"Overdue batches: **{len(overdue)}**"]
     create_markdown_artifact("\n".join(lines), key="batchlake-sync-summary",
                              description="Per-provider sync counts")
@@ -252,5 +283,7 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         r.counts.inserted, r.counts.updated = row["inserted"], row["updated"]
         r.counts.unchanged, r.counts.rejected = row["unchanged"], row["rejected"]
         r.counts.snapshots = row["snapshots"]
+        r.results_batches, r.result_lines = row["results_batches"], row["result_lines"]
+        r.results_failed = row["results_failed"]
         results.append(r)
     return SyncReport(out["run_id"], now_utc(), results, out.get("published"))

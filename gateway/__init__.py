@@ -1,5 +1,6 @@
 """HTTP access to a Bifrost gateway's batch API (httpx). Nothing else in batchlake speaks HTTP."""
 
 from batchlake.gateway.client import GatewayClient, ListingReport, Page, parse_retry_after
+from batchlake.gateway.stream import ResultsBody
 
-__all__ = ["GatewayClient", "ListingReport", "Page", "parse_retry_after"]
+__all__ = ["GatewayClient", "ListingReport", "Page", "ResultsBody", "parse_retry_after"]

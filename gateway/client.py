@@ -31,10 +31,12 @@ from batchlake.common.errors import (
     GatewayUnreachable,
 )
 from batchlake.common.settings import Settings, redact_url
+from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
 
 log = logging.getLogger("batchlake.gateway")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_EMPTY_PAGES = 20  # consecutive empty pages with has_more before we call it a loop
+RESULTS_CHUNK = 1 << 18  # bytes read from a results body at a time
 
 
 class _Retryable(Exception):
@@ -156,43 +158,86 @@ class GatewayClient:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("retrying after %s (attempt %d)", exc, state.attempt_number)
 
-    def get_json(self, path: str, params: dict[str, Any]) -> Any:
-        """GET ``path`` and decode JSON, retrying transient faults; raise a GatewayError."""
-        retrying = Retrying(
+    def _retrying(self) -> Retrying:
+        return Retrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             before_sleep=self._log_retry,
             reraise=True,
         )
+
+    def get_json(self, path: str, params: dict[str, Any]) -> Any:
+        """GET ``path`` and decode JSON, retrying transient faults; raise a GatewayError."""
         try:
-            for attempt in retrying:
+            for attempt in self._retrying():
                 with attempt:
                     return self._get_once(path, params)
         except _Retryable as r:
             raise r.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _open_stream(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        """Send a GET whose body is read later, as a stream; the status is checked (and
+        transient faults retried) before any of the body is read."""
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    request = self._http.build_request("GET", path, params=params)
+                    try:
+                        resp = self._http.send(request, stream=True)
+                    except httpx.TransportError as e:
+                        raise self._transport_error(e) from None
+                    self._reached = True
+                    if resp.status_code < 300:
+                        return resp
+                    try:
+                        body = resp.read()
+                    except httpx.TransportError:
+                        body = b""
+                    finally:
+                        resp.close()
+                    self._raise_for_status(resp.status_code, body,
+                                           resp.headers.get("Retry-After"))
+        except _Retryable as r:
+            raise r.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream_results(self, provider: str, batch_id: str, body: ResultsBody
+                       ) -> Iterator[Any]:
+        """``GET /v1/batches/{id}/results?provider=…``: yield each results item as the body
+        streams in (memory stays flat at any size); ``body`` gets the other fields. A body
+        that breaks off or is not a results object raises ``GatewayBadResponse`` (after the
+        items before the break were yielded); the caller decides what they are worth."""
+        path = f"/v1/batches/{quote(batch_id, safe='')}/results"
+        resp = self._open_stream(path, {"provider": provider})
+        read = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal read
+            for chunk in resp.iter_bytes(RESULTS_CHUNK):
+                read += len(chunk)
+                yield chunk
+
+        try:
+            yield from iter_results(chunks(), body)
+        except httpx.TransportError as e:
+            raise GatewayBadResponse(
+                f"the results body of {batch_id} broke off after {read:,} bytes "
+                f"({type(e).__name__})") from None
+        except BodyError as e:
+            raise GatewayBadResponse(f"the results body of {batch_id} is unreadable: {e}",
+                                     payload=b"") from None
+        finally:
+            resp.close()
+
     def _get_once(self, path: str, params: dict[str, Any]) -> Any:
         what = f"GET {path.split('/')[1] if path.count('/') > 1 else path}"
         try:
             resp = self._http.get(path, params=params)
             body = resp.read()
-        except httpx.ConnectError as e:
-            err = GatewayUnreachable(
-                f"cannot reach the gateway at {self._where} ({type(e).__name__}); "
-                "check --base-url / BIFROST_BASE_URL and that the gateway is running")
-            if not self._reached:
-                raise err from None
-            raise _Retryable(err) from None
-        except httpx.TimeoutException as e:
-            raise _Retryable(GatewayUnreachable(
-                f"the gateway at {self._where} timed out ({type(e).__name__}) after "
-                f"{self.settings.timeout_s:g}s; raise --timeout or check the gateway")) from None
         except httpx.TransportError as e:
-            raise _Retryable(GatewayUnreachable(
-                f"the connection to {self._where} failed ({type(e).__name__}: "
-                f"{str(e)[:120]})")) from None
+            raise self._transport_error(e) from None
         self._reached = True
         status = resp.status_code
         if status < 300:
@@ -202,11 +247,29 @@ class GatewayClient:
                 raise _Retryable(GatewayBadResponse(
                     f"{what}: the gateway sent a body that is not JSON ({e})",
                     payload=body[:100_000])) from None
+        self._raise_for_status(status, body, resp.headers.get("Retry-After"))
+
+    def _transport_error(self, e: httpx.HTTPError) -> _Retryable | GatewayUnreachable:
+        """An error before any answer: retryable, except a refused first connection (a wrong
+        URL is one clear line, not a minute of retries)."""
+        if isinstance(e, httpx.ConnectError):
+            err = GatewayUnreachable(
+                f"cannot reach the gateway at {self._where} ({type(e).__name__}); "
+                "check --base-url / BIFROST_BASE_URL and that the gateway is running")
+            return err if not self._reached else _Retryable(err)
+        if isinstance(e, httpx.TimeoutException):
+            return _Retryable(GatewayUnreachable(
+                f"the gateway at {self._where} timed out ({type(e).__name__}) after "
+                f"{self.settings.timeout_s:g}s; raise --timeout or check the gateway"))
+        return _Retryable(GatewayUnreachable(
+            f"the connection to {self._where} failed ({type(e).__name__}: {str(e)[:120]})"))
+
+    def _raise_for_status(self, status: int, body: bytes, retry_after: str | None) -> None:
         msg = _bifrost_message(body)
         if status in RETRY_STATUSES:
             raise _Retryable(
                 GatewayServerError(f"gateway answered {status}: {msg}", status=status),
-                parse_retry_after(resp.headers.get("Retry-After")))
+                parse_retry_after(retry_after))
         if status in (401, 403):
             raise GatewayAuthError(
                 f"gateway refused the credentials ({status}: {msg}); check --api-key / "

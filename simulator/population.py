@@ -17,8 +17,9 @@ MODELS = {
     "azure": ["gpt-4o", "gpt-4o-mini"],
     "anthropic": ["claude-sonnet-4", "claude-haiku-3.5"],
     "gemini": ["gemini-2.5-flash", "gemini-2.5-pro"],
-    "bedrock": ["anthropic.claude-3-haiku", "amazon.titan-embed-text-v2"],
+    "bedrock": ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"],
 }
+BEDROCK_LLAMA = "meta.llama3-1-8b-instruct-v1:0"
 ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]
 TEAMS = ["search", "support", "growth", "research"]
 ERROR_CODES = [
@@ -112,6 +113,10 @@ def make_population(
         cache_roll = rng.random()
         cache: dict[str, Any] | None = None
         model = rng.choice(MODELS[p])
+        if p == "bedrock" and i % 3 == 2:
+            # a third family for Bedrock's result shapes, chosen without a random draw so
+            # that every seed's population stays as it was
+            model = BEDROCK_LLAMA
         if cache_roll < 0.25:
             cache = {"cache_hit": True, "hit_type": "direct", "cache_id": f"c-{i}"}
         elif cache_roll < 0.45:
@@ -169,19 +174,25 @@ def phase_at(plan: Plan, t: int) -> tuple[str, int]:
     return "completed", f_end
 
 
+def processed_share(plan: Plan, t: int) -> float:
+    """The share of the batch's requests processed at clock ``t``."""
+    phase, since = phase_at(plan, t)
+    if phase in ("finalizing", "completed"):
+        return 1.0
+    if phase in ("in_progress", "cancelling", "cancelled", "expired"):
+        # Progress grows while running and freezes when it is cancelled or expires.
+        upto = t if phase == "in_progress" else since
+        v_end = plan.created_at + plan.validate_s
+        return min(1.0, max(0.0, (upto - v_end) / max(plan.run_s, 1)))
+    return 0.0
+
+
 def render(plan: Plan, t: int, *, retrieve: bool, latency_ms: int = 0) -> dict[str, Any]:
     """The batch object as Bifrost sends it for ``plan.provider`` at clock ``t``."""
     phase, since = phase_at(plan, t)
     p = plan.provider
     v_end = plan.created_at + plan.validate_s
-    done_frac = 0.0
-    if phase in ("finalizing", "completed"):
-        done_frac = 1.0
-    elif phase in ("in_progress", "cancelling", "cancelled", "expired"):
-        # Progress grows while running and freezes when it is cancelled or expires.
-        upto = t if phase == "in_progress" else since
-        done_frac = min(1.0, max(0.0, (upto - v_end) / max(plan.run_s, 1)))
-    processed = int(plan.total * done_frac)
+    processed = int(plan.total * processed_share(plan, t))
     failed = int(processed * plan.fail_ratio)
     ok = processed - failed
     o: dict[str, Any] = {"id": plan.id, "object": "batch"}

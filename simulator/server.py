@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
+from batchlake.simulator.results import has_results, results_body
 
 MAX_LIMIT = 1000
 # Faults applied to a whole request; the others shape list pages.
@@ -38,7 +40,7 @@ class Fault:
     kind: str  # status | reset | delay | malformed | truncated | dup_ids | repeat_cursor
     #            | empty_page | unconfigured
     provider: str | None = None
-    endpoint: str | None = None  # "list" | "retrieve"
+    endpoint: str | None = None  # "list" | "retrieve" | "results"
     times: int = 1
     skip: int = 0
     status: int = 503
@@ -86,6 +88,7 @@ class SimGateway:
         future_share: float = 0.0,
         plans: list[Plan] | None = None,
         metadata_keys: int = 2,
+        results_max_lines: int | None = 40,
     ) -> None:
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
@@ -96,6 +99,14 @@ class SimGateway:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._render_cache: dict[str, tuple[str, int, bytes]] = {}
+        # Lines per results body: a batch's total, capped (None: the full total) so that a
+        # demo of 2,000 batches stays small; the results bench serves 200,000 lines.
+        self.results_max_lines = results_max_lines
+        self._results_cache: dict[tuple[str, str], bytes] = {}
+        self._results_cached_bytes = 0
+        # Bodies set by hand (tests): served as they are for that (provider, batch id).
+        self.results_bodies: dict[tuple[str, str], bytes] = {}
+        self.uncapped: dict[str, int] = {}  # batch id -> content padding (add_big_batch)
         self._nonce = 0
         all_plans = plans if plans is not None else make_population(
             n, self.now, seed=seed, history_s=history_s, providers=providers,
@@ -232,6 +243,28 @@ class SimGateway:
         return orjson.dumps(render(plan, self.now, retrieve=True,
                                    latency_ms=self._rng.randint(50, 2500)))
 
+    def results(self, provider: str, batch_id: str) -> bytes | None:
+        """A finished batch's results body; None for an unknown or unfinished batch."""
+        if (provider, batch_id) in self.results_bodies:
+            return self.results_bodies[(provider, batch_id)]
+        idx = self._index.get(provider, {}).get(batch_id)
+        if idx is None:
+            return None
+        plan = self.by_provider[provider][idx]
+        if plan.created_at > self.now or not has_results(plan, self.now):
+            return None
+        key = (plan.id, phase_at(plan, self.now)[0])
+        body = self._results_cache.get(key)
+        if body is None:
+            if plan.id in self.uncapped:
+                body = results_body(plan, self.now, None, padding=self.uncapped[plan.id])
+            else:
+                body = results_body(plan, self.now, self.results_max_lines)
+            if self._results_cached_bytes + len(body) <= 512 << 20:  # bounded cache
+                self._results_cache[key] = body
+                self._results_cached_bytes += len(body)
+        return body
+
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         gw = self
 
@@ -296,6 +329,8 @@ class SimGateway:
                     return
                 if url.path == "/v1/batches":
                     endpoint = "list"
+                elif url.path.startswith("/v1/batches/") and url.path.endswith("/results"):
+                    endpoint = "results"
                 elif url.path.startswith("/v1/batches/"):
                     endpoint = "retrieve"
                 else:
@@ -313,6 +348,10 @@ class SimGateway:
                 if provider not in gw.providers:
                     self._send(400, _error_body(
                         400, f"provider {provider} is not configured on this gateway"))
+                    return
+                if endpoint == "results":
+                    self._results(provider, unquote(url.path[len("/v1/batches/"):-len(
+                        "/results")]))
                     return
                 if self._fault(provider, endpoint):
                     return
@@ -333,6 +372,33 @@ class SimGateway:
                     self._send(404, _error_body(404, f"batch {batch_id} not found"))
                 else:
                     self._send(200, body)
+
+            def _results(self, provider: str, batch_id: str) -> None:
+                broken = gw._take_fault(provider, "results", {"reset", "truncated"})
+                if broken is None and self._fault(provider, "results"):
+                    return
+                body = gw.results(provider, batch_id)
+                if body is None:
+                    known = batch_id in gw._index.get(provider, {})
+                    status = 400 if known else 404
+                    self._send(status, _error_body(status, (
+                        f"batch {batch_id} has no results yet (not finished or no output)"
+                        if known else f"batch {batch_id} not found")))
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                # a broken body breaks off half way: after a reset, or short of its length
+                end = len(body) // 2 if broken is not None else len(body)
+                view = memoryview(body)
+                for start in range(0, end, 1 << 20):
+                    self.wfile.write(view[start:min(end, start + (1 << 20))])
+                if broken is not None:
+                    self.close_connection = True
+                    if broken.kind == "reset":
+                        self.wfile.flush()
+                        self.connection.shutdown(2)
 
             def _fault(self, provider: str, endpoint: str) -> bool:
                 f = gw._take_fault(provider, endpoint, REQUEST_FAULTS)
@@ -389,10 +455,27 @@ class SimGateway:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve_forever(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 8080,
+                      on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in this thread; ``on_ready`` gets the base URL once bound (port 0 binds a
+        free port, and the URL says which)."""
         self._server = ThreadingHTTPServer((host, port), self.handler_class())
         self._server.daemon_threads = True
+        if on_ready is not None:
+            on_ready(self.base_url)
         self._server.serve_forever()
+
+    def add_big_batch(self, requests: int, *, padding: int = 250) -> Plan:
+        """One completed OpenAI batch of ``requests`` chat requests whose results body is
+        uncapped, lines padded to ~600 bytes (the results benchmark's body)."""
+        plan = Plan(provider="openai", id=f"batch_big{requests}", created_at=self.now - 86400,
+                    validate_s=60, run_s=3600, finalize_s=60, outcome="completed",
+                    total=requests, fail_ratio=0.02, model="gpt-4o-mini",
+                    endpoint="/v1/chat/completions", metadata={"team": "bench"}, cache=None,
+                    n_errors=0)
+        self.add_plan(plan)
+        self.uncapped[plan.id] = padding
+        return plan
 
     def stop(self) -> None:
         if self._server is not None:

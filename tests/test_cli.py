@@ -165,9 +165,15 @@ def test_report_json_and_html(gateway: SimGateway, db_path: str, tmp_path: Path)
     sync(settings_for(gateway, db_path))
     res = run_cli("report", "--db", db_path, "--format", "json")
     data = json.loads(res.stdout)
-    assert set(data) == {"summary", "durations", "top_errors", "cache", "overdue"}
+    assert set(data) == {"summary", "durations", "costs", "request_errors", "unpriced",
+                         "top_errors", "cache", "overdue"}
     total = sum(len(gateway.truth(p)) for p in gateway.providers)
     assert sum(r["batches"] for r in data["summary"]) == total
+    # the cost section counts every stored result line once, as integers in JSON
+    assert sum(r["requests"] for r in data["costs"]) == \
+        rows(db_path, "SELECT count(*) FROM batch_results")[0][0] > 0
+    assert data["request_errors"] and all(isinstance(r["requests"], int)
+                                          for r in data["request_errors"])
     res = run_cli("report", "--db", db_path, "--provider", "openai", "--format", "json")
     assert [r["provider"] for r in json.loads(res.stdout)["summary"]] == ["openai"]
     page = tmp_path / "report.html"

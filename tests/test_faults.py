@@ -41,7 +41,8 @@ def test_bad_objects_go_to_rejects_and_the_rest_loads(gateway: SimGateway, db_pa
     victims = [gateway.visible("openai")[i] for i in (3, 17, 40)]
     for v in victims:
         v.overrides = dict(override)
-    rep = sync(settings_for(gateway, db_path))
+    # batch objects only: results lines have their own rejects (tests/test_results.py)
+    rep = sync(settings_for(gateway, db_path, results=False))
     assert all(r.status == "ok" for r in rep.results)
     rej = rows(db_path, "SELECT provider, batch_id, reason, payload FROM rejects")
     assert len(rej) == 3 and all(reason in r[2] for r in rej), rej
@@ -60,7 +61,7 @@ def test_bad_objects_go_to_rejects_and_the_rest_loads(gateway: SimGateway, db_pa
 def test_unknown_status_is_kept_not_rejected(gateway: SimGateway, db_path: str) -> None:
     victim = gateway.visible("openai")[5]
     victim.overrides = {"status": "paused_by_provider"}
-    sync(settings_for(gateway, db_path))
+    sync(settings_for(gateway, db_path, results=False))
     assert rows(db_path, "SELECT status, status_norm, is_terminal FROM batches "
                          "WHERE batch_id = ?", [victim.id]) == [
         ("paused_by_provider", "unknown", False)]
@@ -83,7 +84,8 @@ def test_unknown_status_is_kept_not_rejected(gateway: SimGateway, db_path: str) 
 def test_transient_faults_leave_exactly_the_truth(gateway: SimGateway, db_path: str,
                                                   fault: Fault) -> None:
     gateway.faults = [fault]
-    rep = sync(settings_for(gateway, db_path, page_limit=25))
+    # batch objects only: the results endpoint's faults are tests/test_results.py's
+    rep = sync(settings_for(gateway, db_path, page_limit=25, results=False))
     assert all(r.status == "ok" for r in rep.results), [r.error for r in rep.results]
     assert_matches_truth(gateway, db_path)
     assert rows(db_path, "SELECT count(*) FROM rejects")[0][0] == 0
@@ -92,7 +94,7 @@ def test_transient_faults_leave_exactly_the_truth(gateway: SimGateway, db_path: 
 def test_unreadable_page_is_rejected_alone(gateway: SimGateway, db_path: str) -> None:
     gateway.faults = [Fault("malformed", provider="openai", endpoint="list", skip=1,
                             times=-1)]
-    rep = sync(settings_for(gateway, db_path, page_limit=25, max_retries=2))
+    rep = sync(settings_for(gateway, db_path, page_limit=25, max_retries=2, results=False))
     by = {r.provider: r for r in rep.results}
     assert by["openai"].status == "failed" and "not JSON" in (by["openai"].error or "")
     assert all(by[p].status == "ok" for p in gateway.providers if p != "openai")
@@ -156,7 +158,8 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
     gw.start()
     try:
         cmd = [sys.executable, "-m", "batchlake", "sync", "--base-url", gw.base_url,
-               "--providers", "openai", "--db", db, "--chunk-size", "500", "--quiet"]
+               "--providers", "openai", "--db", db, "--chunk-size", "500", "--quiet",
+               "--no-results"]  # the batch loads crash here; results: tests/test_results.py
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         # Kill when about a third of the pages are fetched: loading is in full swing.
@@ -174,7 +177,7 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
         assert n is not None and 0 < n[0] < 20_000 and n[0] % 500 == 0
         assert bad == (0,)
         res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
-                      "--quiet")
+                      "--quiet", "--no-results")
         assert res.returncode == 0, res.stderr
         assert_matches_truth(gw, db)
         assert rows(db, "SELECT count(*) FROM batch_snapshots")[0][0] == 20_000
@@ -205,7 +208,7 @@ def test_a_failed_checkpoint_is_one_line_and_the_next_sync_converges(tmp_path: P
     try:
         res = subprocess.run(
             [sys.executable, "-c", ABORTING_CHECKPOINTS, "sync", "--base-url", gw.base_url,
-             "--providers", "openai", "--db", db, "--quiet"],
+             "--providers", "openai", "--db", db, "--quiet", "--no-results"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert res.returncode != 0
         assert "Traceback" not in res.stderr + res.stdout
@@ -214,7 +217,7 @@ def test_a_failed_checkpoint_is_one_line_and_the_next_sync_converges(tmp_path: P
         assert "run the sync again" in lines[0]
         # The file opens (its WAL replays) and the next sync ends exactly at the truth.
         res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
-                      "--quiet")
+                      "--quiet", "--no-results")
         assert res.returncode == 0, res.stderr
         assert_matches_truth(gw, db)
     finally:
@@ -231,7 +234,8 @@ def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> No
     gw.start()
     try:
         res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
-                      "--quiet", "--chunk-size", "5000", env={"BATCHLAKE_DUCKDB_MEMORY": "36MB"},
+                      "--quiet", "--chunk-size", "5000", "--no-results",
+                      env={"BATCHLAKE_DUCKDB_MEMORY": "36MB"},
                       timeout=300)
         assert res.returncode == 0, res.stderr
         assert rows(db, "SELECT count(*), count(DISTINCT batch_id) FROM batches") == [

@@ -41,7 +41,7 @@ def test_explore_notebook_executes_and_draws_every_chart(tmp_path: Path) -> None
     nb = run_notebook(db)
     html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if "vega-embed" in o.get("data", {}).get("text/html", "")]
-    assert len(html) == 4  # per day, durations, failure rate, cache
+    assert len(html) == 5  # per day, durations, failure rate, cache, cost
     for page in html:
         # the chart's data is embedded in its spec: the plot has rows to draw
         datasets, _ = json.JSONDecoder().raw_decode(page, page.index('"datasets": ') + 12)

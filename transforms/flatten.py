@@ -8,7 +8,6 @@ column is computed with vectorised polars expressions (``derive.py``).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from batchlake.common.runtime import paused_gc
 from batchlake.transforms.derive import derive_batch_columns
 from batchlake.transforms.redact import redact
 from batchlake.transforms.schema import (
@@ -391,9 +391,7 @@ def flatten_objects(
     duplicates = len(objs) - len(kept)
     rejects: list[dict[str, Any]] = []
     # Many small dicts: the cyclic GC would rescan them all on every generation-2 pass.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         cols, suspect = _fast_columns(kept, store_raw)
         rejected: set[int] = set()
         for i in sorted(suspect):
@@ -423,9 +421,6 @@ def flatten_objects(
                 meta_ids.extend([bid] * len(m))
                 meta_keys.extend(m)
                 meta_values.extend(m.values())
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     batches = _batches_frame(cols, rejected, provider, as_of)
     created = batches.get_column("created_at")
     return FlatFrames(

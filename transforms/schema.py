@@ -283,6 +283,10 @@ SYNC_RUNS = Table(
         _c("unchanged", "int", "Batches seen without change."),
         _c("rejected", "int", "Objects or pages sent to rejects."),
         _c("snapshots_appended", "int", "Rows appended to batch_snapshots."),
+        _c("results_batches", "int", "Finished batches whose results were loaded."),
+        _c("result_lines", "int", "Result lines stored."),
+        _c("results_failed", "int", "Finished batches whose results could not be read (see "
+           "batch_results_state)."),
         _c("warnings", "str", "Pagination anomalies seen (repeated cursor, duplicates…)."),
         _c("error_message", "str", "Why the provider failed (one line), else NULL."),
     ),
@@ -314,6 +318,95 @@ SYNC_STATE = Table(
     ("provider",),
 )
 
+# -- results and cost ---------------------------------------------------------------------
+# What transforms/results.py reads from each results line (rules in docs/costs.md).
+RESULT_LINE_COLUMNS: tuple[Column, ...] = (
+    _c("custom_id", "str", "The request's custom_id (repeats are kept: the key is the line)."),
+    _c("outcome", "str", "succeeded | errored | expired | canceled (rules in docs/costs.md).",
+       not_null=True),
+    _c("status_code", "int", "response.status_code (OpenAI style), else NULL."),
+    _c("request_id", "str", "response.request_id (or Anthropic's result.error.request_id)."),
+    _c("error_code", "str", "error.code, else result.error's (inner) type, else "
+       "response.body.error code or type."),
+    _c("error_message", "str", "The matching error message."),
+    _c("model", "str", "The body's model (dated snapshot), else the batch's requested model."),
+    _c("input_tokens", "int", "Every prompt token, cache reads and writes included; NULL when "
+       "the line has no usage."),
+    _c("cached_input_tokens", "int", "Prompt tokens read from the provider's cache."),
+    _c("cache_write_tokens", "int", "Prompt tokens written to the provider's cache."),
+    _c("output_tokens", "int", "Output tokens, reasoning included."),
+    _c("reasoning_tokens", "int", "Reasoning/thinking tokens as reported (plus a total's "
+       "surplus)."),
+    _c("body", "json", "The response body, redacted; only with --store-result-bodies."),
+)
+
+BATCH_RESULTS = Table(
+    "batch_results",
+    "One row per line of a finished batch's results: what each request did and cost. A "
+    "batch's lines are replaced together, in one transaction, so nothing is counted twice.",
+    (
+        *_IDENTITY,
+        _c("line", "int", "0-based position in the results body.", not_null=True),
+        *RESULT_LINE_COLUMNS,
+        _c("cost_usd", "float", "Cost at batch rates, USD; NULL when unpriced (never 0 for "
+           "a missing price)."),
+        _c("list_cost_usd", "float", "The same tokens at standard (list) rates."),
+        _c("price_basis", "str", "'batch' (the price's batch rates) or 'half-standard' "
+           "(0.5 x standard, Bifrost's rule); NULL when unpriced."),
+        _c("price_source", "str", "Where the price came from: the prices file or the "
+           "shipped table."),
+        _c("price_model", "str", "The priced model that matched (exact or longest prefix)."),
+        _c("unpriced_reason", "str", "Why cost_usd is NULL: no usage, no model, no price, "
+           "missing rate."),
+        _c("run_id", "str", "Sync run that loaded the line."),
+    ),
+    ("provider", "batch_id", "line"),
+    indexed=False,
+)
+
+RESULTS_STATE = Table(
+    "batch_results_state",
+    "One row per finished batch whose results were asked for: loaded, to retry, or "
+    "unavailable, with the reason. A loaded batch is never asked again (but by "
+    "`batchlake results --refetch`).",
+    (
+        *_IDENTITY,
+        _c("state", "str", "'loaded', 'retry' (a transient fault: asked again after "
+           "next_attempt_at) or 'unavailable' (no output, gone, refused).", not_null=True),
+        _c("lines", "int", "Result lines stored."),
+        _c("rejected_lines", "int", "Lines sent to rejects."),
+        _c("parse_errors", "int", "Output lines the gateway itself could not parse."),
+        _c("attempts", "int", "Requests made for these results."),
+        _c("last_error", "str", "The last failure, one line."),
+        _c("last_status", "int", "HTTP status of the last failure, if any."),
+        _c("last_attempt_at", "ts", "When they were last asked for."),
+        _c("next_attempt_at", "ts", "A retry waits until then (backoff)."),
+        _c("loaded_at", "ts", "When the lines were stored."),
+        _c("run_id", "str", "Run of the last attempt."),
+    ),
+    ("provider", "batch_id"),
+)
+
+PRICES = Table(
+    "prices",
+    "The prices in force, USD per 1M tokens, with their source: every cost can be recomputed "
+    "in SQL from this table (`batchlake reprice` does).",
+    (
+        _c("rank", "int", "Lookup order: 0 the prices file, 1 the shipped table.", not_null=True),
+        _c("provider", "str", "Provider, or '*' for any.", not_null=True),
+        _c("model", "str", "Model name; a longer model it prefixes (followed by '-') matches "
+           "too.", not_null=True),
+        _c("input", "float", "Standard input rate."),
+        _c("output", "float", "Standard output rate."),
+        _c("cache_read", "float", "Standard cache-read rate (missing: the input rate)."),
+        _c("cache_write", "float", "Standard cache-write rate (missing: the input rate)."),
+        _c("batch_input", "float", "Batch input rate (missing: 0.5 x input)."),
+        _c("batch_output", "float", "Batch output rate (missing: 0.5 x output)."),
+        _c("source", "str", "Where the row came from.", not_null=True),
+    ),
+    ("rank", "provider", "model"),
+)
+
 TABLES: tuple[Table, ...] = (
     BATCHES,
     BATCH_ERRORS,
@@ -322,6 +415,9 @@ TABLES: tuple[Table, ...] = (
     SYNC_RUNS,
     REJECTS,
     SYNC_STATE,
+    BATCH_RESULTS,
+    RESULTS_STATE,
+    PRICES,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 

@@ -251,6 +251,10 @@ class Warehouse:
         shutil.rmtree(self._stage_dir, ignore_errors=True)
         self.con.close()
 
+    def stage_path(self, name: str) -> str:
+        """A fresh path in the staging folder (removed at close, whatever is left)."""
+        return str(Path(self._stage_dir) / f"{name}-{next(self._parts):06d}.parquet")
+
     def stage_chunk(self, flat: FlatFrames) -> StagedChunk:
         """Write a flattened chunk to Parquet (on the calling thread) for a later
         ``load_staged_async``; its frames can then be dropped."""
@@ -376,22 +380,25 @@ class Warehouse:
             self.con.execute(
                 "INSERT OR REPLACE INTO sync_runs (run_id, provider, mode, started_at, status, "
                 "watermark_used, pages, fetched, refetched_by_id, inserted, updated, unchanged, "
-                "rejected, snapshots_appended) VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, "
-                "0, 0, 0)", [run_id, provider, mode, started_at, watermark])
+                "rejected, snapshots_appended, results_batches, result_lines, results_failed) "
+                "VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                [run_id, provider, mode, started_at, watermark])
 
     @_oom_is_a_setting
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
-                   warnings: list[str], error: str | None) -> None:
+                   warnings: list[str], error: str | None, results_batches: int = 0,
+                   result_lines: int = 0, results_failed: int = 0) -> None:
         with self.lock:
             self.con.execute(
                 "UPDATE sync_runs SET finished_at = ?, status = ?, pages = ?, fetched = ?, "
                 "refetched_by_id = ?, inserted = ?, updated = ?, unchanged = ?, rejected = ?, "
-                "snapshots_appended = ?, warnings = ?, error_message = ? "
-                "WHERE run_id = ? AND provider = ?",
+                "snapshots_appended = ?, warnings = ?, error_message = ?, results_batches = ?, "
+                "result_lines = ?, results_failed = ? WHERE run_id = ? AND provider = ?",
                 [finished_at, status, pages, fetched, refetched, counts.inserted,
                  counts.updated, counts.unchanged, counts.rejected, counts.snapshots,
-                 "; ".join(warnings) or None, error, run_id, provider])
+                 "; ".join(warnings) or None, error, results_batches, result_lines,
+                 results_failed, run_id, provider])
 
     def watermark(self, provider: str) -> datetime | None:
         rows = self.query("SELECT watermark FROM sync_state WHERE provider = ?", [provider])

@@ -1,0 +1,205 @@
+"""Results bodies of finished simulated batches, in each provider's line shape.
+
+What ``GET /v1/batches/{id}/results`` answers (shapes from ../shared/bifrost/batch-results.md):
+OpenAI / Azure chat, embeddings and Responses bodies; Anthropic ``result`` lines (errors
+nested twice); Gemini bodies with Bifrost's usage whose total counts thinking; Bedrock bodies
+by model family (Claude, Llama, Nova). Each batch's lines are seeded by its id, so the same
+batch always answers the same body. The ugly parts are there on purpose: expired and
+cancelled lines, errored lines of every kind, repeated custom_ids, unicode and hostile
+custom_ids, lines of the wrong type (Azure), lines the gateway could not parse
+(``parse_errors``).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+import orjson
+
+from batchlake.simulator.population import Plan, phase_at, processed_share
+
+# The dated snapshot a provider names in its response body for the model a batch asked for.
+DATED = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "claude-sonnet-4": "claude-sonnet-4-20250514",
+    "claude-haiku-3.5": "claude-3-5-haiku-20241022",
+}
+HOSTILE_IDS = ("ünïcödé-😀-{i}", "'; DROP TABLE batch_results; --{i}", "ctl\x00\x1b[31m{i}",
+               "{i}\u202egnp.exe", "")
+FINISHED = ("completed", "expired", "cancelled")
+PAD = (" The request was processed as part of a batch; this answer stands in for the model's "
+       "text so that lines have the size real ones do. ") * 20
+
+
+def has_results(plan: Plan, t: int) -> bool:
+    return phase_at(plan, t)[0] in FINISHED
+
+
+def _usage_counts(rng: random.Random) -> tuple[int, int, int, int]:
+    prompt = rng.randint(20, 3000)
+    cached = rng.choice([0, 0, 0, prompt // 2, prompt - 10 if prompt > 10 else 0])
+    completion = rng.randint(1, 900)
+    reasoning = rng.choice([0, 0, 0, completion // 3])
+    return prompt, cached, completion, reasoning
+
+
+def _openai_line(plan: Plan, rng: random.Random, i: int, pad: str = "") -> dict[str, Any]:
+    model = DATED.get(plan.model, plan.model)
+    prompt, cached, completion, reasoning = _usage_counts(rng)
+    if "embedding" in plan.model or plan.endpoint == "/v1/embeddings":
+        body: dict[str, Any] = {"object": "list", "model": model,
+                                "data": [{"object": "embedding", "index": 0,
+                                          "embedding": [0.01, -0.02]}],
+                                "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
+    elif plan.endpoint == "/v1/responses":
+        body = {"id": f"resp_{i}", "object": "response", "model": model, "status": "completed",
+                "output": [{"type": "message", "content": [{"type": "output_text",
+                                                            "text": "ok"}]}],
+                "usage": {"input_tokens": prompt,
+                          "input_tokens_details": {"cached_tokens": cached},
+                          "output_tokens": completion,
+                          "output_tokens_details": {"reasoning_tokens": reasoning},
+                          "total_tokens": prompt + completion}}
+    else:
+        body = {"id": f"chatcmpl-{i}", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant",
+                                         "content": "Summary: ok" + pad}}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                          "total_tokens": prompt + completion,
+                          "prompt_tokens_details": {"cached_tokens": cached},
+                          "completion_tokens_details": {"reasoning_tokens": reasoning}}}
+    return {"response": {"status_code": 200, "request_id": f"req_{plan.id[-6:]}_{i}",
+                         "body": body}}
+
+
+def _openai_error(rng: random.Random, i: int) -> dict[str, Any]:
+    code, kind, msg = rng.choice([
+        ("context_length_exceeded", "invalid_request_error", "This model's maximum context "
+         "length is 128000 tokens."),
+        ("invalid_value", "invalid_request_error", "Invalid value for 'temperature'."),
+        ("rate_limit_exceeded", "requests", "Rate limit reached for requests"),
+    ])
+    return {"response": {"status_code": 400 if kind != "requests" else 429,
+                         "request_id": f"req_err_{i}",
+                         "body": {"error": {"message": msg, "type": kind, "param": None,
+                                            "code": code}}}}
+
+
+def _anthropic_line(plan: Plan, rng: random.Random, i: int) -> dict[str, Any]:
+    prompt, cached, completion, _ = _usage_counts(rng)
+    write = rng.choice([0, 0, 120])
+    usage = {"input_tokens": max(0, prompt - cached), "output_tokens": completion,
+             "cache_creation_input_tokens": write, "cache_read_input_tokens": cached,
+             "service_tier": "batch"}
+    if write:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": write,
+                                   "ephemeral_1h_input_tokens": 0}
+    return {"result": {"type": "succeeded", "message": {
+        "id": f"msg_{i}", "type": "message", "role": "assistant",
+        "model": DATED.get(plan.model, plan.model),
+        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+        "usage": usage}}}
+
+
+def _anthropic_error(rng: random.Random, i: int) -> dict[str, Any]:
+    kind, msg = rng.choice([("invalid_request_error", "max_tokens: Field required"),
+                            ("overloaded_error", "Overloaded")])
+    return {"result": {"type": "errored", "error": {
+        "type": "error", "error": {"type": kind, "message": msg, "details": {}},
+        "request_id": None}}}
+
+
+def _gemini_line(plan: Plan, rng: random.Random, i: int) -> dict[str, Any]:
+    prompt, _, completion, _ = _usage_counts(rng)
+    thoughts = rng.randint(100, 900) if plan.model.endswith("pro") else 0
+    return {"response": {"status_code": 200, "body": {
+        "text": "ok", "finish_reason": "STOP",
+        # Bifrost's usage: the total counts thinking, the completion count does not
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "total_tokens": prompt + completion + thoughts}}}}
+
+
+def _bedrock_line(plan: Plan, rng: random.Random, i: int) -> dict[str, Any]:
+    prompt, cached, completion, _ = _usage_counts(rng)
+    if plan.model.startswith("meta."):
+        body: dict[str, Any] = {"generation": "ok", "prompt_token_count": prompt,
+                                "generation_token_count": completion, "stop_reason": "stop"}
+    elif plan.model.startswith("amazon.nova"):
+        body = {"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": prompt - cached, "outputTokens": completion,
+                          "totalTokens": prompt - cached + completion,
+                          "cacheReadInputTokenCount": cached, "cacheWriteInputTokenCount": 0}}
+    else:
+        body = {"id": f"msg_bdrk_{i}", "type": "message", "model": "claude-3-haiku-20240307",
+                "content": [{"type": "text", "text": "ok"}],
+                "usage": {"input_tokens": prompt - cached, "output_tokens": completion,
+                          "cache_read_input_tokens": cached}}
+    return {"response": {"status_code": 200, "body": body}}
+
+
+def _error_line(provider: str, rng: random.Random, i: int) -> dict[str, Any]:
+    if provider in ("openai", "azure"):
+        return _openai_error(rng, i)
+    if provider == "anthropic":
+        return _anthropic_error(rng, i)
+    code, msg = rng.choice([("400", "Request contains an invalid argument."),
+                            ("ValidationException", "Malformed input request")])
+    return {"response": {"status_code": 400}, "error": {"code": code, "message": msg}}
+
+
+def _unfinished_line(provider: str, expired: bool) -> dict[str, Any]:
+    if provider == "anthropic":
+        return {"result": {"type": "expired" if expired else "canceled"}}
+    code = "batch_expired" if expired else "batch_cancelled"
+    return {"response": None, "error": {
+        "code": code, "message": "This request could not be executed before the batch "
+        + ("expired." if expired else "was cancelled.")}}
+
+
+_SHAPES = {"openai": _openai_line, "azure": _openai_line, "anthropic": _anthropic_line,
+           "gemini": _gemini_line, "bedrock": _bedrock_line}
+
+
+def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0) -> bytes:
+    """The whole body for a finished batch (the caller checked ``has_results``); chat
+    answers get ``padding`` more characters."""
+    phase, _ = phase_at(plan, t)
+    n = plan.total if max_lines is None else min(plan.total, max_lines)
+    if plan.provider == "bedrock" and n == 0:
+        n = 10 if max_lines is None else min(10, max_lines)  # Bedrock's counts are all 0
+    rng = random.Random(zlib.crc32(plan.id.encode()))
+    done = n if phase == "completed" else int(n * processed_share(plan, t))
+    shape = _SHAPES.get(plan.provider, _openai_line)
+    parts: list[bytes] = []
+    custom_id = ""
+    for i in range(n):
+        if i % 13 == 12:
+            pass  # a repeated custom_id: real files have them, both lines are kept
+        elif i % 29 == 7:
+            custom_id = HOSTILE_IDS[i % len(HOSTILE_IDS)].format(i=i)
+        else:
+            custom_id = f"request-{i}" if plan.provider != "gemini" else f"key-{i}"
+        if i >= done:
+            line = _unfinished_line(plan.provider, phase == "expired")
+        elif rng.random() < plan.fail_ratio:
+            line = _error_line(plan.provider, rng, i)
+        elif padding and shape is _openai_line:
+            line = _openai_line(plan, rng, i, PAD[:padding])
+        else:
+            line = shape(plan, rng, i)
+        if plan.provider == "azure" and i % 31 == 17:
+            line = {"response": {"status_code": "200", "body": None}}  # a wrong type
+        parts.append(orjson.dumps({"custom_id": custom_id, **line}))
+    extra: dict[str, Any] = {"request_type": "batch_results", "provider": plan.provider,
+                             "latency": 40}
+    if n >= 20 and plan.provider in ("openai", "azure"):
+        extra["parse_errors"] = [{"code": "invalid_json", "message": "unexpected end of JSON",
+                                  "line": n + 1}]
+    return (b'{"batch_id":' + orjson.dumps(plan.id) + b',"results":[' + b",".join(parts)
+            + b'],"extra_fields":' + orjson.dumps(extra) + b"}")

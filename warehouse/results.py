@@ -1,0 +1,231 @@
+"""Batch results in DuckDB: which finished batches still need them, set-based loads priced in
+SQL, the per-batch state, and repricing.
+
+A batch's lines, its state row and its rejects commit in one transaction, together with the
+other batches of the same load group: a crash leaves each batch either whole or absent (and
+absent means asked again), a re-read replaces the batch's lines, so nothing is counted twice.
+Lines are staged as Parquet by the fetching threads and read by DuckDB's own reader, like
+batch chunks (warehouse/load.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+import polars as pl
+
+from batchlake import sql
+from batchlake.transforms.schema import BATCH_RESULTS, RESULT_LINE_COLUMNS
+from batchlake.warehouse.db import checkpoint_headroom
+
+if TYPE_CHECKING:
+    from batchlake.warehouse.load import Warehouse
+
+# Finished batches whose results hold output: completed (Anthropic's ended), and expired or
+# cancelled ones, which can still hold finished requests. Failed batches have none.
+STATUSES_WITH_OUTPUT = ("completed", "expired", "cancelled")
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _values() -> dict[str, str]:
+    line_cols = [c.name for c in RESULT_LINE_COLUMNS]
+    values = {
+        "line_cols": ", ".join(_q(c) for c in line_cols),
+        "line_cols_r": ", ".join(f"r.{_q(c)}" for c in line_cols),
+        "result_cols": ", ".join(_q(c) for c in BATCH_RESULTS.column_names()),
+        "lookup": sql.read("results/lookup.sql"),
+    }
+    priced = sql.read("results/priced.sql")
+    values["priced_incoming"] = sql.render(priced, {**values, "rows": "incoming_results"})
+    values["priced_stored"] = sql.render(priced, {**values, "rows": "batch_results"})
+    return values
+
+
+_STATEMENTS: dict[str, list[str]] = {}
+
+
+def statements(name: str) -> list[str]:
+    if name not in _STATEMENTS:
+        _STATEMENTS[name] = sql.statements(sql.render(sql.read(f"results/{name}.sql"),
+                                                      _values()))
+    return _STATEMENTS[name]
+
+
+@dataclass
+class PendingBatch:
+    """A finished batch whose results are to be read."""
+
+    batch_id: str
+    model: str | None  # the batch's requested model: a line without one is priced as this
+    replace: bool = False  # lines are stored already (a --refetch): replace them
+
+
+@dataclass
+class BatchOutcome:
+    """What reading one batch's results gave: staged lines, or why there are none."""
+
+    provider: str
+    batch_id: str
+    state: str  # loaded | retry | unavailable
+    replace: bool = False
+    lines: int = 0
+    rejected_lines: int = 0
+    parse_errors: int = 0
+    files: list[str] = field(default_factory=list)  # staged Parquet parts of the lines
+    # Lines of a small batch, kept in memory until its group is staged as one file: one
+    # Parquet file per batch cost more than the lines themselves (thousands of tiny files).
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    status: int | None = None
+
+    def remove(self) -> None:
+        for f in self.files:
+            Path(f).unlink(missing_ok=True)
+        self.frames = []
+
+
+def pending(wh: Warehouse, provider: str, *, refetch: bool, now: datetime,
+            batch_ids: list[str] | None = None, limit: int | None = None
+            ) -> list[PendingBatch]:
+    """Finished batches with output whose results are not stored yet (or, with ``refetch``,
+    all of them), oldest first, at most ``limit``; a batch to retry waits for its
+    ``next_attempt_at``."""
+    statuses = ", ".join(f"'{s}'" for s in STATUSES_WITH_OUTPUT)
+    where = "" if refetch else (
+        " AND (s.state IS NULL OR (s.state = 'retry' AND s.next_attempt_at <= ?))")
+    params: list[Any] = [provider] + ([] if refetch else [now])
+    if batch_ids:
+        where += " AND b.batch_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(batch_ids)
+    rows = wh.query(
+        "SELECT b.batch_id, b.model_requested, coalesce(s.state = 'loaded', false) "
+        "FROM batches b LEFT JOIN batch_results_state s USING (provider, batch_id) "
+        f"WHERE b.provider = ? AND b.is_terminal AND b.status_norm IN ({statuses}){where} "
+        "ORDER BY b.created_at NULLS FIRST, b.batch_id"
+        + (f" LIMIT {int(limit)}" if limit is not None else ""), params)
+    return [PendingBatch(bid, model, bool(stored)) for bid, model, stored in rows]
+
+
+def _state_frame(outcomes: list[BatchOutcome], run_id: str, at: datetime) -> pl.DataFrame:
+    return pl.DataFrame({
+        "provider": [o.provider for o in outcomes],
+        "batch_id": [o.batch_id for o in outcomes],
+        "state": [o.state for o in outcomes],
+        "lines": [o.lines for o in outcomes],
+        "rejected_lines": [o.rejected_lines for o in outcomes],
+        "parse_errors": [o.parse_errors for o in outcomes],
+        "last_error": [o.error for o in outcomes],
+        "last_status": [o.status for o in outcomes],
+        "attempted_at": [at] * len(outcomes),
+        "run_id": [run_id] * len(outcomes),
+        "replace": [o.replace for o in outcomes],
+    }, schema={"provider": pl.String, "batch_id": pl.String, "state": pl.String,
+               "lines": pl.Int64, "rejected_lines": pl.Int64, "parse_errors": pl.Int64,
+               "last_error": pl.String, "last_status": pl.Int64,
+               "attempted_at": pl.Datetime("us", "UTC"), "run_id": pl.String,
+               "replace": pl.Boolean})
+
+
+class PriceSource(Protocol):
+    def unstored(self) -> pl.DataFrame | None: ...
+    def stored(self) -> None: ...
+
+
+def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: datetime,
+               prices: PriceSource) -> None:
+    """Commit a group of batches' outcomes in one transaction: lines priced from the prices
+    table (first replaced by the run's prices, if no load of the run has stored them yet),
+    states, rejects."""
+    from batchlake.warehouse.load import ArrowStream
+
+    if not outcomes:
+        return
+    con = wh.con
+    loaded = [o for o in outcomes if o.state == "loaded"]
+    files = [f for o in loaded for f in o.files]
+    small = [df for o in loaded for df in o.frames]
+    if small:  # staged together, by the committing thread, as one file
+        path = wh.stage_path("results")
+        pl.concat(small).write_parquet(path, compression="lz4", statistics=False)
+        loaded[0].files.append(path)  # removed with the group
+        files.append(path)
+    states = _state_frame(outcomes, run_id, at)
+    try:
+        with wh.lock:
+            con.execute("BEGIN")
+            try:
+                table = prices.unstored() if files else None
+                if table is not None:
+                    replace_prices(con, table)
+                con.register("incoming_states", ArrowStream(states))
+                try:
+                    if files:
+                        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                        con.execute("CREATE OR REPLACE TEMP VIEW incoming_results AS SELECT * "
+                                    f"FROM read_parquet([{paths}])")
+                        con.execute("CREATE OR REPLACE TEMP VIEW incoming_batches AS SELECT "
+                                    "provider, batch_id, replace FROM incoming_states "
+                                    "WHERE state = 'loaded'")
+                        for stmt in statements("load"):
+                            con.execute(stmt)
+                    for stmt in statements("state"):
+                        con.execute(stmt)
+                finally:
+                    con.unregister("incoming_states")
+                rejects = [r for o in outcomes for r in o.rejects]
+                if rejects:
+                    wh._insert_rejects(rejects, run_id, at)
+                with checkpoint_headroom(con):
+                    con.execute("COMMIT")
+                if table is not None:
+                    prices.stored()
+            except BaseException:
+                with contextlib.suppress(duckdb.TransactionException):
+                    con.execute("ROLLBACK")
+                raise
+    finally:
+        for o in outcomes:
+            o.remove()
+
+
+def replace_prices(con: duckdb.DuckDBPyConnection, prices: pl.DataFrame) -> None:
+    """The prices in force become the stored table (inside the caller's transaction)."""
+    from batchlake.warehouse.load import ArrowStream
+
+    con.register("incoming_prices", ArrowStream(prices))
+    try:
+        cols = ", ".join(_q(c) for c in prices.columns)
+        con.execute("DELETE FROM prices")
+        con.execute(f"INSERT INTO prices ({cols}) SELECT {cols} FROM incoming_prices")
+    finally:
+        con.unregister("incoming_prices")
+
+
+def reprice(wh: Warehouse, prices: pl.DataFrame) -> tuple[int, int]:
+    """Store ``prices`` and recompute every stored line's cost; return (lines, unpriced)."""
+    con = wh.con
+    with wh.lock:
+        con.execute("BEGIN")
+        try:
+            replace_prices(con, prices)
+            for stmt in statements("reprice"):
+                con.execute(stmt)
+            with checkpoint_headroom(con):
+                con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.TransactionException):
+                con.execute("ROLLBACK")
+            raise
+        row = con.execute("SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL) "
+                          "FROM batch_results").fetchall()[0]
+    return int(row[0]), int(row[1])
+
