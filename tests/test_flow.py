@@ -68,6 +68,11 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
         summary = next(a for a in arts if a.key == "batchlake-sync-summary")
         assert "| openai | ok |" in str(summary.data) and "| gemini | failed |" in str(
             summary.data)
+        # cost per provider: the run's loaded lines, priced, as the database holds them
+        assert "cost this run (USD)" in str(summary.data)
+        openai_cost = rows(db_path, "SELECT sum(cost_usd) FROM batch_results "
+                                    "WHERE provider = 'openai'")[0][0]
+        assert openai_cost and f"{openai_cost:,.4f}" in str(summary.data)
         assert all(CANARY not in str(a.data) for a in arts)
         # re-running the flow changes nothing
         gw.faults = []
