@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 LAYERS := common gateway transforms warehouse sql flows simulator
 TYPETREE := $(VENV)/typecheck
 
-.PHONY: demo test lint typecheck bench bench-incremental bench-overhead lock clean
+.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
@@ -24,7 +24,20 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/batchlake demo --db data/batchlake.duckdb
 
-test: $(STAMP)
+# The report's browser test needs Debian's chromium (no browser download: the network here
+# reaches package registries only). Installed with apt-get where it can be; elsewhere the test
+# is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) && \
+	    echo "installed chromium (for the report's browser test)"; \
+	  else echo "chromium is not installed and apt-get (as root) is not available: the" \
+	    "report's browser test will be skipped (install Debian's chromium to run it)"; fi; } || \
+	echo "could not install chromium with apt-get: the report's browser test will be skipped"
+
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest -q </dev/null  # a closed stdin (CI) breaks kernel and pty tests
@@ -46,6 +59,9 @@ bench-incremental: $(STAMP)
 
 bench-overhead: $(STAMP)
 	$(PY) bench/bench_overhead.py --size 100000 --repeat 3
+
+bench-results: $(STAMP)
+	$(PY) bench/bench_results.py --requests 200000
 
 # Re-lock after changing pins in pyproject.toml.
 lock: $(STAMP)

@@ -34,7 +34,7 @@ from batchlake.common.errors import (
     GatewayError,
     GatewayUnreachable,
 )
-from batchlake.common.settings import DEFAULT_DB, Auth, Settings, from_env, parse_providers
+from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
@@ -44,19 +44,22 @@ app.add_typer(export_app, name="export")
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-DbOpt = Annotated[str, typer.Option("--db", envvar="BATCHLAKE_DB", show_envvar=False,
-                                    help="DuckDB file (or md:NAME for MotherDuck).")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="DuckDB file, or md:NAME for MotherDuck (env BATCHLAKE_DB; default "
+    f"{DEFAULT_DB}).", show_default=False)]
 WaitOpt = Annotated[float, typer.Option(
     "--wait", help="Seconds to wait for a sync that holds the database.")]
 PricesOpt = Annotated[str | None, typer.Option(
     "--prices", help="Prices CSV (provider,model,input,output,cache_read,cache_write,"
     "batch_input,batch_output; USD per 1M tokens); its rows win over the shipped table "
     "(env BATCHLAKE_PRICES).")]
-PricesOnlyOpt = Annotated[bool, typer.Option(
-    "--prices-only", help="Price from the --prices file alone (no shipped table).")]
-BodiesOpt = Annotated[bool, typer.Option(
-    "--store-result-bodies", help="Keep each result line's response body (redacted); by "
-    "default bodies, your users' data, are not stored.")]
+PricesOnlyOpt = Annotated[bool | None, typer.Option(
+    "--prices-only/--no-prices-only",
+    help="Price from the --prices file alone (no shipped table).", show_default=False)]
+BodiesOpt = Annotated[bool | None, typer.Option(
+    "--store-result-bodies/--no-store-result-bodies",
+    help="Keep each result line's response body (redacted); by default bodies, your users' "
+    "data, are not stored.", show_default=False)]
 
 
 def _reading(db: str, wait: float) -> Any:
@@ -69,14 +72,20 @@ def _reading(db: str, wait: float) -> Any:
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 
 
-def _settings(base_url: str | None, api_key: str | None, api_key_header: str | None,
-              **kw: Any) -> Settings:
-    overrides: dict[str, Any] = {k: v for k, v in kw.items() if v is not None}
-    if base_url:
-        overrides["base_url"] = base_url
-    if api_key:
-        overrides["auth"] = Auth(api_key=api_key, header_name=api_key_header)
-    return from_env(**overrides)
+_CONFIG: dict[str, str | None] = {"file": None}  # the global --config FILE
+
+
+def _settings(**options: Any) -> Settings:
+    """The settings in force: these options (None = not given), then the environment, then
+    the config file, then the defaults (batchlake/common/config.py)."""
+    from batchlake.common.config import resolve
+
+    return resolve(options, config_file=_CONFIG["file"]).settings
+
+
+def _db(db: str | None) -> str:
+    """The database path in force for a read command."""
+    return _settings(db=db).db_path
 
 
 def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
@@ -175,13 +184,51 @@ def _print_sync_report(rep: Any) -> None:
         err.print(f"[red]{r.provider} failed:[/red] {r.error}", highlight=False)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"batchlake {version('batchlake')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    config: Annotated[str | None, typer.Option(
+        "--config", help="Settings file (TOML; default ./batchlake.toml, else "
+        "[tool.batchlake] in ./pyproject.toml; env BATCHLAKE_CONFIG).",
+        show_default=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print batchlake's version and exit.")] = False,
+) -> None:
+    """batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB."""
+    _CONFIG["file"] = config
+
+
+@app.command("config")
+def config_cmd(fmt: FormatOpt = "table") -> None:
+    """Print the settings in force and where each came from (secrets masked).
+
+    Order: options, then the environment (BIFROST_*, BATCHLAKE_*), then the config file,
+    then the defaults.
+
+    Example: batchlake --config prod.toml config
+    """
+    from batchlake.common.config import resolve
+
+    resolved = resolve({}, config_file=_CONFIG["file"])
+    print_frame(pl.DataFrame(resolved.rows()), fmt,
+                title=f"settings (config file: {resolved.config_file or 'none'})")
+
+
 @app.command()
 def sync(
     base_url: Annotated[str | None, typer.Option(
         help="Gateway URL (env BIFROST_BASE_URL).")] = None,
     providers: Annotated[str | None, typer.Option(
         help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     api_key: Annotated[str | None, typer.Option(
         help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
         show_default=False)] = None,
@@ -197,14 +244,20 @@ def sync(
     task_runner: Annotated[str, typer.Option(
         help="With --prefect: threads (default) or dask (a local 2-worker cluster).")
     ] = "threads",
-    insecure: Annotated[bool, typer.Option(help="Do not verify HTTPS certificates.")] = False,
-    store_raw: Annotated[bool, typer.Option(
-        help="Keep raw_request/raw_response (secrets redacted).")] = False,
-    timeout: Annotated[float, typer.Option(help="Per-request timeout, seconds.")] = 30.0,
-    lock_timeout: Annotated[float, typer.Option(
-        help="Wait this long for another writer.")] = 30.0,
-    page_limit: Annotated[int, typer.Option(help="Objects per list request.")] = 100,
-    chunk_size: Annotated[int, typer.Option(help="Objects per load transaction.")] = 15_000,
+    insecure: Annotated[bool | None, typer.Option(
+        "--insecure/--verify-tls", help="Do not verify HTTPS certificates.",
+        show_default=False)] = None,
+    store_raw: Annotated[bool | None, typer.Option(
+        "--store-raw/--no-store-raw", help="Keep raw_request/raw_response (secrets redacted).",
+        show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        help="Per-request timeout, seconds (default 30).", show_default=False)] = None,
+    lock_timeout: Annotated[float | None, typer.Option(
+        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
+    page_limit: Annotated[int | None, typer.Option(
+        help="Objects per list request (default 100).", show_default=False)] = None,
+    chunk_size: Annotated[int | None, typer.Option(
+        help="Objects per load transaction (default 15000).", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
     publish: Annotated[str | None, typer.Option(
         help="After the last commit, replace this file atomically with a read-only copy of "
@@ -212,34 +265,33 @@ def sync(
     publish_storage_version: Annotated[str | None, typer.Option(
         help="Write the published copy in this DuckDB storage format, e.g. v1.4.0 for "
              "DuckDB 1.4 readers.")] = None,
-    results: Annotated[bool, typer.Option(
-        "--results/--no-results",
-        help="Also read the results (and cost) of newly finished batches.")] = True,
+    results: Annotated[bool | None, typer.Option(
+        "--results/--no-results", show_default=False,
+        help="Also read the results (and cost) of newly finished batches (default: yes).")
+    ] = None,
     results_limit: Annotated[int | None, typer.Option(
         help="Read at most this many batches' results per provider in this run (oldest "
              "first; the rest follow in later runs).")] = None,
     prices: PricesOpt = None,
-    prices_only: PricesOnlyOpt = False,
-    store_result_bodies: BodiesOpt = False,
+    prices_only: PricesOnlyOpt = None,
+    store_result_bodies: BodiesOpt = None,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB.
 
     Example: batchlake sync --base-url http://localhost:8080 --providers openai,anthropic
     """
-    settings = _settings(base_url, api_key, api_key_header, db_path=db,
-                         providers=parse_providers(providers) if providers else None,
-                         verify_tls=not insecure, store_raw=store_raw, timeout_s=timeout,
-                         lock_timeout_s=lock_timeout, page_limit=page_limit,
-                         chunk_size=chunk_size, publish_path=publish,
+    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
+                         db=db, providers=providers, insecure=insecure, store_raw=store_raw,
+                         timeout=timeout, lock_timeout=lock_timeout, page_limit=page_limit,
+                         chunk_size=chunk_size, publish=publish,
                          publish_storage_version=publish_storage_version, results=results,
-                         results_limit=results_limit,
-                         prices=prices, prices_only=prices_only or None,
-                         store_result_bodies=store_result_bodies or None)
-    if publish:
+                         results_limit=results_limit, prices=prices, prices_only=prices_only,
+                         store_result_bodies=store_result_bodies)
+    if settings.publish_path:
         from batchlake.warehouse.publish import check_storage_version, check_target
 
-        check_target(publish, settings.db_path)
-        check_storage_version(publish_storage_version)
+        check_target(settings.publish_path, settings.db_path)
+        check_storage_version(settings.publish_storage_version)
     if task_runner not in ("threads", "dask"):
         raise ConfigError(f"unknown task runner {task_runner!r}; use threads or dask")
     rep = run_sync(settings, prefect=prefect or (task_runner == "dask") or None,
@@ -257,7 +309,7 @@ def fetch(
     batch_id: Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc or batches/123.")],
     provider: Annotated[str, typer.Option(help="Provider the batch belongs to.")],
     base_url: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     api_key: Annotated[str | None, typer.Option(help="Gateway key (env BIFROST_API_KEY).",
                                                 show_default=False)] = None,
     api_key_header: Annotated[str | None, typer.Option(help="Header for the key.")] = None,
@@ -267,7 +319,9 @@ def fetch(
     Example: batchlake fetch batch_abc123 --provider openai
     """
     prov = parse_providers(provider)
-    settings = _settings(base_url, api_key, api_key_header, db_path=db, providers=prov)
+    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
+                         db=db, providers=list(prov))
+    db = settings.db_path
     rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
     if rep.failed:
         raise BatchlakeError(rep.failed[0].error or "fetch failed")
@@ -295,7 +349,7 @@ def results_cmd(
         help="Gateway URL (env BIFROST_BASE_URL).")] = None,
     providers: Annotated[str | None, typer.Option(
         help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     api_key: Annotated[str | None, typer.Option(
         help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
         show_default=False)] = None,
@@ -304,10 +358,10 @@ def results_cmd(
     refetch: Annotated[bool, typer.Option(
         help="Read again the results already stored (their lines are replaced).")] = False,
     prices: PricesOpt = None,
-    prices_only: PricesOnlyOpt = False,
-    store_result_bodies: BodiesOpt = False,
-    lock_timeout: Annotated[float, typer.Option(
-        help="Wait this long for another writer.")] = 30.0,
+    prices_only: PricesOnlyOpt = None,
+    store_result_bodies: BodiesOpt = None,
+    lock_timeout: Annotated[float | None, typer.Option(
+        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
 ) -> None:
     """Read the results of finished batches already stored (each batch once) and price them.
 
@@ -315,11 +369,9 @@ def results_cmd(
 
     Example: batchlake results --providers openai --prices my-prices.csv
     """
-    settings = _settings(base_url, api_key, api_key_header, db_path=db,
-                         providers=parse_providers(providers) if providers else None,
-                         prices=prices, prices_only=prices_only or None,
-                         store_result_bodies=store_result_bodies or None,
-                         lock_timeout_s=lock_timeout)
+    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
+                         db=db, providers=providers, prices=prices, prices_only=prices_only,
+                         store_result_bodies=store_result_bodies, lock_timeout=lock_timeout)
     _preflight(settings)
     from batchlake.pipeline import sync_results_only
 
@@ -334,18 +386,18 @@ def results_cmd(
 
 @app.command()
 def reprice(
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     prices: PricesOpt = None,
-    prices_only: PricesOnlyOpt = False,
-    lock_timeout: Annotated[float, typer.Option(
-        help="Wait this long for another writer.")] = 30.0,
+    prices_only: PricesOnlyOpt = None,
+    lock_timeout: Annotated[float | None, typer.Option(
+        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
 ) -> None:
     """Recompute every stored cost from the prices in force, without a single request.
 
     Example: batchlake reprice --prices my-prices.csv
     """
-    settings = from_env(db_path=db, prices=prices, prices_only=prices_only or None,
-                        lock_timeout_s=lock_timeout)
+    settings = _settings(db=db, prices=prices, prices_only=prices_only,
+                         lock_timeout=lock_timeout)
     from batchlake.pipeline import reprice_stored
 
     lines, unpriced = reprice_stored(settings)
@@ -356,7 +408,7 @@ def reprice(
 @app.command("sql")
 def sql_cmd(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     fmt: FormatOpt = "table",
     wait: WaitOpt = 60.0,
 ) -> None:
@@ -370,7 +422,7 @@ def sql_cmd(
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-    with _reading(db, wait) as con:
+    with _reading(_db(db), wait) as con:
         try:
             df = query_frame(con, query)
         except duckdb.Error as e:
@@ -426,7 +478,7 @@ def gateway(
 
 @app.command()
 def demo(
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     batches: Annotated[int, typer.Option(help="Simulated batches.")] = 2000,
     seed: Annotated[int, typer.Option(help="Population seed.")] = 7,
     prefect: Annotated[bool, typer.Option(
@@ -441,6 +493,7 @@ def demo(
     """
     from batchlake.simulator import SimGateway
 
+    db = _db(db)
     _fresh_demo_db(db)
     with SimGateway(batches, seed=seed, future_share=0.1) as gw:
         settings = Settings(base_url=gw.base_url, db_path=db)
@@ -504,7 +557,7 @@ def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
 
 @app.command()
 def report(
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     since: Annotated[str | None, typer.Option(help="Only batches created in the last "
                                                    "7d / 24h / 30m.")] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
@@ -517,12 +570,12 @@ def report(
 
     Example: batchlake report --since 7d --format json
     """
-    _print_report(db, since, provider, fmt, html, wait)
+    _print_report(_db(db), since, provider, fmt, html, wait)
 
 
 @app.command()
 def stuck(
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     older_than: Annotated[str | None, typer.Option(
         help="Also list open batches unchanged for this long, e.g. 2h.")] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
@@ -536,7 +589,7 @@ def stuck(
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
     window = rpt.parse_duration(older_than) if older_than else None
-    with _reading(db, wait) as con:
+    with _reading(_db(db), wait) as con:
         df = rpt.overdue(con, parse_providers(provider)[0] if provider else None, window)
     if df.height == 0:
         err.print("no stuck batches")
@@ -559,7 +612,7 @@ def schema() -> None:
 @export_app.command("parquet")
 def export_parquet(
     directory: Annotated[str, typer.Argument(help="Target folder of the dataset.")],
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     partition_by: Annotated[str, typer.Option(
         help="Partition columns for batches.")] = "provider,created_date",
     wait: WaitOpt = 60.0,
@@ -570,7 +623,7 @@ def export_parquet(
     """
     from batchlake.warehouse.export import export_parquet as run_export
 
-    written = run_export(db, directory, tuple(p.strip() for p in partition_by.split(",")),
+    written = run_export(_db(db), directory, tuple(p.strip() for p in partition_by.split(",")),
                          lock_timeout_s=wait,
                          on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
     err.print(f"wrote {written} partition files under {directory}")
@@ -578,7 +631,7 @@ def export_parquet(
 
 @app.command()
 def serve(
-    db: DbOpt = str(DEFAULT_DB),
+    db: DbOpt = None,
     cron: Annotated[str, typer.Option(help="Incremental sync schedule.")] = "*/10 * * * *",
     reconcile_cron: Annotated[str, typer.Option(help="Daily full reconcile.")] = "0 3 * * *",
     base_url: Annotated[str | None, typer.Option(
@@ -603,6 +656,7 @@ def serve(
         from batchlake.common.settings import check_base_url
 
         base_url, _ = check_base_url(base_url)  # credentials never become parameters
+    db = _db(db)
     if publish:
         from batchlake.warehouse.publish import check_storage_version, check_target
 

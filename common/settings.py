@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchlake.common.errors import ConfigError
@@ -128,35 +128,13 @@ def parse_providers(value: str | list[str] | tuple[str, ...] | None) -> tuple[st
 
 
 def from_env(**overrides: object) -> Settings:
-    """Settings from BIFROST_* / BATCHLAKE_* environment variables, then ``overrides``."""
-    env = os.environ
-    values: dict[str, object] = {}
-    if env.get("BIFROST_BASE_URL"):
-        values["base_url"] = env["BIFROST_BASE_URL"]
-    if env.get("BATCHLAKE_DB"):
-        values["db_path"] = env["BATCHLAKE_DB"]
-    if env.get("BATCHLAKE_PRICES"):
-        values["prices"] = env["BATCHLAKE_PRICES"]
-    if env.get("BATCHLAKE_PROVIDERS"):
-        values["providers"] = parse_providers(env["BATCHLAKE_PROVIDERS"])
-    key = env.get("BIFROST_API_KEY")
-    header = env.get("BIFROST_API_KEY_HEADER")
-    user, pw = env.get("BIFROST_BASIC_USER"), env.get("BIFROST_BASIC_PASSWORD")
-    if key or user:
-        values["auth"] = Auth(api_key=key or None, header_name=header or None,
-                              basic_user=user, basic_password=pw)
-    for name, var, cast in (("max_retries", "BATCHLAKE_MAX_RETRIES", int),
-                            ("backoff_base_s", "BATCHLAKE_BACKOFF_BASE_S", float),
-                            ("timeout_s", "BATCHLAKE_TIMEOUT_S", float)):
-        if env.get(var):
-            try:
-                values[name] = cast(env[var])
-            except ValueError:
-                raise ConfigError(f"{var}={env[var]!r} is not a number") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    url_auth = None
+    """Settings from the environment and the config file (common/config.py), then
+    ``overrides`` (``Settings`` field names; None = not given) on top."""
+    from batchlake.common.config import resolve
+
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if "base_url" in values:
         values["base_url"], url_auth = check_base_url(str(values["base_url"]))
-    if url_auth is not None and "auth" not in overrides:
-        values["auth"] = url_auth
-    return Settings(**values)  # type: ignore[arg-type]
+        if url_auth is not None and "auth" not in values:
+            values["auth"] = url_auth
+    return replace(resolve().settings, **values)
