@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -145,7 +145,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = False,
              batch_ids: list[str] | None = None, quiet: bool = False,
-             task_runner: str = "threads") -> Any:
+             task_runner: str = "threads", clock: datetime | None = None) -> Any:
     """Direct mode unless --prefect or PREFECT_API_URL: no temporary Prefect server for a
     one-shot run (it costs ~18 s here)."""
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
@@ -159,7 +159,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
 
     with _progress(not quiet and err.is_terminal) as progress:
         return sync(settings, full_refresh=full_refresh, batch_ids=batch_ids,
-                    on_progress=progress)
+                    on_progress=progress, clock=clock)
 
 
 def _preflight(settings: Settings) -> None:
@@ -500,7 +500,9 @@ def demo(
         rep = run_sync(settings, prefect=prefect)
         _print_sync_report(rep)
         gw.advance(3 * 3600)  # three hours later: some batches moved on
-        rep = run_sync(settings, prefect=prefect, quiet=True)
+        # … for the run's clock too (the polling backoff counts the hours since last seen)
+        rep = run_sync(settings, prefect=prefect, quiet=True,
+                       clock=datetime.now(UTC) + timedelta(hours=3))
     out.print(f"second sync, 3 simulated hours later: "
               f"{sum(r.counts.updated for r in rep.results)} batches changed, "
               f"{sum(r.counts.inserted for r in rep.results)} new, "

@@ -28,6 +28,7 @@ from batchlake.common.errors import (
 )
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient, ListingReport
+from batchlake.planner import OpenBatch, Plan, plan_requests
 from batchlake.results import PriceCache, load_prices, sync_results
 from batchlake.transforms import FlatFrames, flatten_objects
 from batchlake.transforms.redact import scrub_text
@@ -53,6 +54,8 @@ class ProviderResult:
     results_batches: int = 0  # finished batches whose results were loaded this run
     result_lines: int = 0
     results_failed: int = 0
+    deferred: int = 0  # open batches backed off this run (batchlake/planner.py)
+    plan: str = ""
 
     def as_row(self) -> dict[str, Any]:
         return {"provider": self.provider, "status": self.status, "mode": self.mode,
@@ -61,6 +64,7 @@ class ProviderResult:
                 "unchanged": self.counts.unchanged, "rejected": self.counts.rejected,
                 "snapshots": self.counts.snapshots, "results_batches": self.results_batches,
                 "result_lines": self.result_lines, "results_failed": self.results_failed,
+                "deferred": self.deferred, "plan": self.plan,
                 "error": self.error or "", "warnings": "; ".join(self.warnings)}
 
 
@@ -90,13 +94,15 @@ class Sink(Protocol):
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None, results_batches: int = 0,
-                   result_lines: int = 0, results_failed: int = 0) -> None: ...
+                   result_lines: int = 0, results_failed: int = 0, deferred: int = 0,
+                   plan: str = "") -> None: ...
     def stage_chunk(self, flat: FlatFrames) -> Any: ...
     def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime
                           ) -> Future[ChunkCounts]: ...
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime
                     ) -> None: ...
-    def open_batches(self, provider: str) -> list[str]: ...
+    def open_batches(self, provider: str) -> list[tuple[Any, ...]]: ...
+    def stored_since(self, provider: str, unix_s: int | None) -> int: ...
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None: ...
 
@@ -105,9 +111,11 @@ class FrameCollector:
     """A ``Sink`` that keeps frames in memory (for Dask workers, which cannot write the
     DuckDB file): the flow replays them into the warehouse with ``replay``."""
 
-    def __init__(self, watermark: datetime | None, open_ids: list[str]) -> None:
+    def __init__(self, watermark: datetime | None, open_batches: list[tuple[Any, ...]],
+                 stored: dict[int | None, int] | None = None) -> None:
         self._watermark = watermark
-        self._open_ids = open_ids
+        self._open = open_batches
+        self._stored = stored or {}
         self.frames: list[FlatFrames] = []
         self.rejects: list[dict[str, Any]] = []
         self.newest: datetime | None = None
@@ -134,8 +142,13 @@ class FrameCollector:
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
         self.rejects.extend(rejects)
 
-    def open_batches(self, provider: str) -> list[str]:
-        return self._open_ids
+    def open_batches(self, provider: str) -> list[tuple[Any, ...]]:
+        return self._open
+
+    def stored_since(self, provider: str, unix_s: int | None) -> int:
+        # a remote worker has no database: the flow sent the counts it plans with (or none,
+        # and then following by id is the plan)
+        return self._stored.get(unix_s, 10**12)
 
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None:
@@ -344,8 +357,10 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
         if batch_ids:
             _fetch_by_id(ctx, provider, batch_ids, chunker, result, strict=True)
         else:
-            chunker.expect_open(wh.open_batches(provider))
-            finished = _list(ctx, provider, watermark, chunker, result)
+            plan = _plan(ctx, provider, watermark)
+            result.plan, result.deferred = plan.describe(), len(plan.deferred)
+            chunker.expect_open(plan.follow)
+            finished = _list(ctx, provider, watermark, chunker, result, plan)
             stale = chunker.stale_open()
             if stale:
                 _fetch_by_id(ctx, provider, stale, chunker, result, strict=False)
@@ -382,7 +397,8 @@ def record_finish(sink: Sink, run_id: str, r: ProviderResult) -> None:
     sink.finish_run(run_id, r.provider, status=r.status, finished_at=datetime.now(UTC),
                     pages=r.pages, fetched=r.fetched, refetched=r.refetched, counts=r.counts,
                     warnings=r.warnings, error=r.error, results_batches=r.results_batches,
-                    result_lines=r.result_lines, results_failed=r.results_failed)
+                    result_lines=r.result_lines, results_failed=r.results_failed,
+                    deferred=r.deferred, plan=r.plan)
 
 
 def _drain_quietly(chunker: _Chunker) -> None:
@@ -406,12 +422,31 @@ def _one_line(text: str, settings: Settings) -> str:
     return scrub_text(" ".join(text.split()), settings.auth.secrets())[:500]
 
 
+def _window_cutoff(settings: Settings, provider: str, watermark: datetime | None
+                   ) -> int | None:
+    """The unix second an incremental listing stops at (None: list everything)."""
+    if watermark is None or provider in settings.unordered_providers:
+        return None
+    return int(watermark.timestamp()) - settings.overlap_s
+
+
+def _plan(ctx: RunContext, provider: str, watermark: datetime | None) -> Plan:
+    wh, settings = ctx.warehouse, ctx.settings
+    return plan_requests(
+        [OpenBatch(*row) for row in wh.open_batches(provider)], now=ctx.started_at,
+        cutoff=_window_cutoff(settings, provider, watermark), page_limit=settings.page_limit,
+        poll_interval_s=settings.poll_interval_s, full_refresh=ctx.full_refresh,
+        stored_since=lambda t: wh.stored_since(provider, t))
+
+
 def _list(ctx: RunContext, provider: str, watermark: datetime | None, chunker: _Chunker,
-          result: ProviderResult) -> bool:
+          result: ProviderResult, plan: Plan) -> bool:
     """List newest-first; return True when the listing finished (end or watermark)."""
-    cutoff = (int(watermark.timestamp()) - ctx.settings.overlap_s) if watermark else None
-    if provider in ctx.settings.unordered_providers:
+    cutoff = _window_cutoff(ctx.settings, provider, watermark)
+    if plan.full_listing:
         cutoff = None
+    elif cutoff is not None and plan.list_until is not None:
+        cutoff = min(cutoff, plan.list_until)  # down to the oldest open batch to see again
     report = ListingReport()
     stop = threading.Event()
     pages = _prefetch(ctx.client.list_pages(provider, report=report), 4, stop)
@@ -475,10 +510,12 @@ def sync(
     logger: logging.Logger | logging.LoggerAdapter[Any] = log,
     run_id: str | None = None,
     refetch_results: bool = False,
+    clock: datetime | None = None,
 ) -> SyncReport:
-    """Run one sync of ``providers`` (default: settings.providers) into settings.db_path."""
+    """Run one sync of ``providers`` (default: settings.providers) into settings.db_path.
+    ``clock`` is the run's time (default: now): tests and benchmarks simulate a schedule."""
     provs = providers or settings.providers
-    started = datetime.now(UTC)
+    started = clock or datetime.now(UTC)
     rid = run_id or new_run_id()
     prices = PriceCache(settings)
     if settings.results and (settings.prices or settings.prices_only):

@@ -67,12 +67,13 @@ ENV_NAMES: dict[str, str] = {
     "publish": "BATCHLAKE_PUBLISH",
     "publish_storage_version": "BATCHLAKE_PUBLISH_STORAGE_VERSION",
     "insecure": "BATCHLAKE_INSECURE",
+    "poll_interval": "BATCHLAKE_POLL_INTERVAL_S",
 }
 SECRETS = ("api_key", "basic_password")
 CONFIG_FILE = "batchlake.toml"
 # option name -> Settings field, where they differ
 _FIELD = {"db": "db_path", "timeout": "timeout_s", "lock_timeout": "lock_timeout_s",
-          "publish": "publish_path"}
+          "publish": "publish_path", "poll_interval": "poll_interval_s"}
 
 
 def _f(name: str, doc: str) -> Any:
@@ -120,6 +121,8 @@ class ConfigValues(BaseSettings):
     publish_storage_version: str | None = _f("publish_storage_version",
                                              "DuckDB storage format of the snapshot.")
     insecure: bool | None = _f("insecure", "Do not verify TLS certificates.")
+    poll_interval: float | None = Field(None, gt=0, validation_alias=AliasChoices(
+        "poll_interval", ENV_NAMES["poll_interval"]))
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -178,6 +181,7 @@ class Resolved:
             "publish": s.publish_path or "",
             "publish_storage_version": s.publish_storage_version or "",
             "insecure": str(not s.verify_tls).lower(),
+            "poll_interval": f"{s.poll_interval_s:g}",
         }
         return [{"setting": k, "value": v, "source": self.sources.get(k, "default")}
                 for k, v in shown.items()]
@@ -273,7 +277,7 @@ def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
     for name in ("prices", "prices_only", "max_retries", "backoff_base_s", "timeout",
                  "lock_timeout", "page_limit", "chunk_size", "concurrency", "store_raw",
                  "store_result_bodies", "results", "results_limit", "publish",
-                 "publish_storage_version", "db"):
+                 "publish_storage_version", "db", "poll_interval"):
         value = getattr(v, name)
         if value is not None:
             kw[_FIELD.get(name, name)] = value

@@ -72,6 +72,9 @@ class Settings:
     flatten_size: int = 5000
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB
+    # The schedule's interval: long-open batches are re-read every 2, 5, 15 of these once
+    # late (batchlake/planner.py). `batchlake serve`'s incremental cron runs every 10 minutes.
+    poll_interval_s: float = 600.0
     # After the last commit, copy the database to this file (atomically replaced) for tools
     # that keep a connection open; optionally in an older DuckDB storage format (v1.4.0).
     publish_path: str | None = None

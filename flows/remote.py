@@ -7,6 +7,7 @@ instead of receiving a pickled copy of the flow module's state (open connections
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -42,13 +43,14 @@ def settings_from_env(db_path: str, base_url: str | None, providers: list[str] |
 
 
 def _fetch_provider(run_id: str, provider: str, base_url: str | None,
-                    watermark: datetime | None, open_ids: list[str], started_at: datetime,
+                    watermark: datetime | None, open_batches: list[tuple[Any, ...]],
+                    started_at: datetime,
                     full_refresh: bool, batch_ids: list[str] | None = None
                     ) -> tuple[ProviderResult, FrameCollector]:
     """List + fetch + flatten one provider into frames the flow will load. The API key
     comes from the worker's environment or the Secret block, never from a parameter."""
     settings = settings_from_env(":remote:", base_url, [provider])
-    collector = FrameCollector(watermark, open_ids)
+    collector = FrameCollector(watermark, open_batches)
     with GatewayClient(settings) as client:
         ctx = RunContext(settings, collector, client, run_id, started_at, full_refresh, None,
                          get_run_logger())

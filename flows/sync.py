@@ -163,9 +163,9 @@ def _run_distributed(ctx: RunContext, provs: tuple[str, ...], base_url: str,
     futures = []
     for p in provs:
         mark = None if ctx.full_refresh or batch_ids else wh.watermark(p)
-        open_ids = [] if batch_ids else wh.open_batches(p)
-        futures.append(fetch_provider_task.submit(run_id, p, base_url, mark, open_ids, started,
-                                                  ctx.full_refresh, batch_ids))
+        open_rows = [] if batch_ids else wh.open_batches(p)
+        futures.append(fetch_provider_task.submit(run_id, p, base_url, mark, open_rows,
+                                                  started, ctx.full_refresh, batch_ids))
     results = []
     for f in futures:
         result, collector = f.result()
@@ -285,5 +285,6 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         r.counts.snapshots = row["snapshots"]
         r.results_batches, r.result_lines = row["results_batches"], row["result_lines"]
         r.results_failed = row["results_failed"]
+        r.deferred, r.plan = row["deferred"], row["plan"]
         results.append(r)
     return SyncReport(out["run_id"], now_utc(), results, out.get("published"))

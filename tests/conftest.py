@@ -26,7 +26,11 @@ from batchlake.common.settings import Settings  # noqa: E402
 from batchlake.simulator import SimGateway  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST_RETRY = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "timeout_s": 2.0}
+# Tests run syncs back to back while the simulated gateway's clock jumps hours: a schedule
+# interval of a millisecond keeps the polling backoff out of their way (tests/test_planner.py
+# sets its own and runs on the gateway's clock).
+FAST_RETRY = {"backoff_base_s": 0.01, "backoff_max_s": 0.2, "timeout_s": 2.0,
+              "poll_interval_s": 0.001}
 
 
 @pytest.fixture

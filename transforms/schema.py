@@ -283,6 +283,10 @@ SYNC_RUNS = Table(
         _c("unchanged", "int", "Batches seen without change."),
         _c("rejected", "int", "Objects or pages sent to rejects."),
         _c("snapshots_appended", "int", "Rows appended to batch_snapshots."),
+        _c("deferred", "int", "Open batches not re-read this run: backed off, being long "
+           "past their deadline (batchlake/planner.py)."),
+        _c("plan", "str", "The request plan taken: window, window+by-id, list-to-oldest or "
+           "full, with the by-id and listing estimates."),
         _c("results_batches", "int", "Finished batches whose results were loaded."),
         _c("result_lines", "int", "Result lines stored."),
         _c("results_failed", "int", "Finished batches whose results could not be read (see "

@@ -380,25 +380,27 @@ class Warehouse:
             self.con.execute(
                 "INSERT OR REPLACE INTO sync_runs (run_id, provider, mode, started_at, status, "
                 "watermark_used, pages, fetched, refetched_by_id, inserted, updated, unchanged, "
-                "rejected, snapshots_appended, results_batches, result_lines, results_failed) "
-                "VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                "rejected, snapshots_appended, results_batches, result_lines, results_failed, "
+                "deferred) VALUES (?, ?, ?, ?, 'running', ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
                 [run_id, provider, mode, started_at, watermark])
 
     @_oom_is_a_setting
     def finish_run(self, run_id: str, provider: str, *, status: str, finished_at: datetime,
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None, results_batches: int = 0,
-                   result_lines: int = 0, results_failed: int = 0) -> None:
+                   result_lines: int = 0, results_failed: int = 0, deferred: int = 0,
+                   plan: str = "") -> None:
         with self.lock:
             self.con.execute(
                 "UPDATE sync_runs SET finished_at = ?, status = ?, pages = ?, fetched = ?, "
                 "refetched_by_id = ?, inserted = ?, updated = ?, unchanged = ?, rejected = ?, "
                 "snapshots_appended = ?, warnings = ?, error_message = ?, results_batches = ?, "
-                "result_lines = ?, results_failed = ? WHERE run_id = ? AND provider = ?",
+                "result_lines = ?, results_failed = ?, deferred = ?, plan = ? "
+                "WHERE run_id = ? AND provider = ?",
                 [finished_at, status, pages, fetched, refetched, counts.inserted,
                  counts.updated, counts.unchanged, counts.rejected, counts.snapshots,
                  "; ".join(warnings) or None, error, results_batches, result_lines,
-                 results_failed, run_id, provider])
+                 results_failed, deferred, plan or None, run_id, provider])
 
     def watermark(self, provider: str) -> datetime | None:
         rows = self.query("SELECT watermark FROM sync_state WHERE provider = ?", [provider])
@@ -418,11 +420,23 @@ class Warehouse:
                 "updated_at = excluded.updated_at, run_id = excluded.run_id",
                 [provider, newest, at, run_id])
 
-    def open_batches(self, provider: str) -> list[str]:
+    def open_batches(self, provider: str) -> list[tuple[Any, ...]]:
         """Stored non-terminal batches, newest first: what a sync must see again (by listing
-        or by id)."""
-        return [r[0] for r in self.query(
-            "SELECT batch_id FROM batches WHERE provider = ? AND NOT is_terminal "
-            "ORDER BY created_at DESC NULLS LAST", [provider])]
+        or by id), with what the request planner weighs: (batch_id, created_at,
+        deadline_at, last_changed_at, last_seen_at)."""
+        return self.query(
+            "SELECT batch_id, created_at, least(deadline_at, expires_at), last_changed_at, "
+            "last_seen_at FROM batches WHERE provider = ? AND NOT is_terminal "
+            "ORDER BY created_at DESC NULLS LAST", [provider])
+
+    def stored_since(self, provider: str, unix_s: int | None) -> int:
+        """Batches stored for ``provider`` created at ``unix_s`` or later (None: all, those
+        without created_at included): what a listing passes on its way down."""
+        q = "SELECT count(*) FROM batches WHERE provider = ?"
+        params: list[Any] = [provider]
+        if unix_s is not None:
+            q += " AND created_at >= to_timestamp(?)"
+            params.append(unix_s)
+        return int(self.query(q, params)[0][0])
 
 
