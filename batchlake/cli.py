@@ -47,6 +47,15 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 DbOpt = Annotated[str | None, typer.Option(
     "--db", help="DuckDB file, or md:NAME for MotherDuck (env BATCHLAKE_DB; default "
     f"{DEFAULT_DB}).", show_default=False)]
+# The gateway options that sync, results and fetch share.
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Gateway URL (env BIFROST_BASE_URL).")]
+ProvidersOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")]
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
+    show_default=False)]
+ApiKeyHeaderOpt = Annotated[str | None, typer.Option(
+    help="Send the key in this header instead, e.g. x-api-key (env BIFROST_API_KEY_HEADER).")]
 WaitOpt = Annotated[float, typer.Option(
     "--wait", help="Seconds to wait for a sync that holds the database.")]
 PricesOpt = Annotated[str | None, typer.Option(
@@ -224,16 +233,11 @@ def config_cmd(fmt: FormatOpt = "table") -> None:
 
 @app.command()
 def sync(
-    base_url: Annotated[str | None, typer.Option(
-        help="Gateway URL (env BIFROST_BASE_URL).")] = None,
-    providers: Annotated[str | None, typer.Option(
-        help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
+    base_url: BaseUrlOpt = None,
+    providers: ProvidersOpt = None,
     db: DbOpt = None,
-    api_key: Annotated[str | None, typer.Option(
-        help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
-        show_default=False)] = None,
-    api_key_header: Annotated[str | None, typer.Option(
-        help="Send the key in this header instead, e.g. x-api-key.")] = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
     full_refresh: Annotated[bool, typer.Option(
         help="Ignore the watermark: list everything.")] = False,
     strict: Annotated[bool, typer.Option(
@@ -308,11 +312,10 @@ def sync(
 def fetch(
     batch_id: Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc or batches/123.")],
     provider: Annotated[str, typer.Option(help="Provider the batch belongs to.")],
-    base_url: Annotated[str | None, typer.Option(help="Gateway URL.")] = None,
+    base_url: BaseUrlOpt = None,
     db: DbOpt = None,
-    api_key: Annotated[str | None, typer.Option(help="Gateway key (env BIFROST_API_KEY).",
-                                                show_default=False)] = None,
-    api_key_header: Annotated[str | None, typer.Option(help="Header for the key.")] = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
 ) -> None:
     """Retrieve one batch by id, upsert it, print it.
 
@@ -345,16 +348,11 @@ def fetch(
 
 @app.command("results")
 def results_cmd(
-    base_url: Annotated[str | None, typer.Option(
-        help="Gateway URL (env BIFROST_BASE_URL).")] = None,
-    providers: Annotated[str | None, typer.Option(
-        help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")] = None,
+    base_url: BaseUrlOpt = None,
+    providers: ProvidersOpt = None,
     db: DbOpt = None,
-    api_key: Annotated[str | None, typer.Option(
-        help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
-        show_default=False)] = None,
-    api_key_header: Annotated[str | None, typer.Option(
-        help="Send the key in this header instead, e.g. x-api-key.")] = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
     refetch: Annotated[bool, typer.Option(
         help="Read again the results already stored (their lines are replaced).")] = False,
     prices: PricesOpt = None,

@@ -18,6 +18,7 @@ import batchlake
 from batchlake.pipeline import sync
 from batchlake.simulator import DROP, Fault, SimGateway
 from tests.conftest import rows, run_cli, settings_for
+from tests.test_faults import hold_lock
 from tests.test_pipeline import assert_matches_truth
 
 READER = """
@@ -57,12 +58,8 @@ def test_a_sync_completes_while_another_process_reads_every_100ms(
 def test_a_read_command_waits_for_a_running_sync_and_says_so(gateway: SimGateway,
                                                             db_path: str) -> None:
     sync(settings_for(gateway, db_path))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(1.5)", db_path],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(db_path, 1.5)  # a sync holding the file for a moment
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         res = run_cli("sql", "SELECT count(*) AS n FROM batches", "--db", db_path,
                       "--format", "csv")
     finally:
@@ -75,12 +72,8 @@ def test_a_read_command_waits_for_a_running_sync_and_says_so(gateway: SimGateway
 def test_a_read_command_gives_up_after_its_wait_in_one_line(gateway: SimGateway,
                                                            db_path: str) -> None:
     sync(settings_for(gateway, db_path))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(30)", db_path],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(db_path, 30)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         res = run_cli("report", "--db", db_path, "--wait", "0.5")
     finally:
         holder.kill()
