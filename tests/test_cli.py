@@ -25,8 +25,8 @@ from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
 from tests.conftest import ROOT, rows, run_cli, settings_for
 
-COMMANDS = ["sync", "fetch", "sql", "gateway", "demo", "report", "stuck", "schema", "serve",
-            "export"]
+COMMANDS = ["sync", "fetch", "results", "reprice", "config", "sql", "gateway", "demo", "report",
+            "stuck", "schema", "serve", "export"]
 
 
 def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
