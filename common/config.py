@@ -207,8 +207,11 @@ def _config_file(config_file: str | None, cwd: Path
         _check_toml(path, None)
         return path, None, CONFIG_FILE
     path = cwd / "pyproject.toml"
-    if path.is_file() and _check_toml(path, ("tool", "batchlake")):
-        return path, ("tool", "batchlake"), "pyproject.toml [tool.batchlake]"
+    try:
+        if path.is_file() and _check_toml(path, ("tool", "batchlake")):
+            return path, ("tool", "batchlake"), "pyproject.toml [tool.batchlake]"
+    except ConfigError:
+        pass  # a project's own pyproject.toml that does not parse is not ours to refuse
     return None
 
 

@@ -56,6 +56,11 @@ def test_pyproject_tool_table_and_an_explicit_file(tmp_path: Path) -> None:
     other.write_text('db = "prod.duckdb"\n')
     assert resolve({}, cwd=tmp_path, config_file=str(other)).settings.db_path == "prod.duckdb"
     assert resolve({}, cwd=tmp_path / "..").settings.db_path == "data/batchlake.duckdb"
+    # someone else's pyproject.toml that does not parse is ignored, not a batchlake error
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pyproject.toml").write_text("[project\n")
+    assert resolve({}, cwd=broken).config_file is None
 
 
 @pytest.mark.parametrize(("file", "env", "needle"), [
