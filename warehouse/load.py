@@ -16,7 +16,7 @@ import itertools
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -280,6 +280,22 @@ class Warehouse:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction under the write lock: committed with the checkpoint's memory
+        headroom (a commit may checkpoint) when the block ends, rolled back if it raises."""
+        with self.lock:
+            con = self.con
+            con.execute("BEGIN")
+            try:
+                yield con
+                with checkpoint_headroom(con):
+                    con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT
+                    con.execute("ROLLBACK")
+                raise
+
     @_oom_is_a_setting
     def query(self, text: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -305,36 +321,27 @@ class Warehouse:
         rejects = [r for chunk in staged for r in chunk.rejects]
         counts = ChunkCounts(rejected=len(rejects))
         try:
-            with self.lock:
-                con = self.con
-                con.execute("BEGIN")
-                try:
-                    if any(chunk.batches for chunk in staged):
-                        for name in _STAGED_FRAMES:
-                            paths = ", ".join(
-                                "'" + chunk.files[name].replace("'", "''") + "'"
-                                for chunk in staged)
-                            con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{name} AS "
-                                        f"SELECT * FROM read_parquet([{paths}])")
-                        plan = merge_plan()
-                        for stmt in plan.stage:
+            with self.transaction() as con:
+                if any(chunk.batches for chunk in staged):
+                    for name in _STAGED_FRAMES:
+                        paths = ", ".join(
+                            "'" + chunk.files[name].replace("'", "''") + "'"
+                            for chunk in staged)
+                        con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{name} AS "
+                                    f"SELECT * FROM read_parquet([{paths}])")
+                    plan = merge_plan()
+                    for stmt in plan.stage:
+                        con.execute(stmt.text, stmt.params(observed_at, run_id))
+                    # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while
+                    # a result is unfinished.
+                    row = con.execute(plan.counts_query).fetchall()[0]
+                    counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
+                    counts.snapshots = counts.inserted + counts.updated
+                    for stmt in plan.apply:
+                        if stmt.applies(counts):
                             con.execute(stmt.text, stmt.params(observed_at, run_id))
-                        # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while
-                        # a result is unfinished.
-                        row = con.execute(plan.counts_query).fetchall()[0]
-                        counts.inserted, counts.updated, counts.unchanged = (int(v) for v in row)
-                        counts.snapshots = counts.inserted + counts.updated
-                        for stmt in plan.apply:
-                            if stmt.applies(counts):
-                                con.execute(stmt.text, stmt.params(observed_at, run_id))
-                    if rejects:
-                        self._insert_rejects(rejects, run_id, observed_at)
-                    with checkpoint_headroom(con):
-                        con.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT
-                        con.execute("ROLLBACK")
-                    raise
+                if rejects:
+                    self._insert_rejects(rejects, run_id, observed_at)
         finally:
             for chunk in staged:
                 chunk.remove()
@@ -356,14 +363,8 @@ class Warehouse:
     @_oom_is_a_setting
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
         """Record rejects outside a chunk (e.g. a whole page that could not be read)."""
-        with self.lock:
-            self.con.execute("BEGIN")
-            try:
-                self._insert_rejects(rejects, run_id, at)
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            self._insert_rejects(rejects, run_id, at)
 
     @_oom_is_a_setting
     def publish(self, target: str, storage_version: str | None = None) -> Path:

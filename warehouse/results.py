@@ -10,7 +10,6 @@ batch chunks (warehouse/load.py).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ import polars as pl
 
 from batchlake import sql
 from batchlake.transforms.schema import BATCH_RESULTS, RESULT_LINE_COLUMNS
-from batchlake.warehouse.db import checkpoint_headroom
 
 if TYPE_CHECKING:
     from batchlake.warehouse.load import Warehouse
@@ -149,7 +147,6 @@ def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: 
 
     if not outcomes:
         return
-    con = wh.con
     loaded = [o for o in outcomes if o.state == "loaded"]
     files = [f for o in loaded for f in o.files]
     small = [df for o in loaded for df in o.frames]
@@ -160,9 +157,9 @@ def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: 
         files.append(path)
     states = _state_frame(outcomes, run_id, at)
     try:
+        # the lock spans the commit and ``stored``: no other load asks for the prices between
         with wh.lock:
-            con.execute("BEGIN")
-            try:
+            with wh.transaction() as con:
                 table = prices.unstored() if files else None
                 if table is not None:
                     replace_prices(con, table)
@@ -184,14 +181,8 @@ def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: 
                 rejects = [r for o in outcomes for r in o.rejects]
                 if rejects:
                     wh._insert_rejects(rejects, run_id, at)
-                with checkpoint_headroom(con):
-                    con.execute("COMMIT")
-                if table is not None:
-                    prices.stored()
-            except BaseException:
-                with contextlib.suppress(duckdb.TransactionException):
-                    con.execute("ROLLBACK")
-                raise
+            if table is not None:
+                prices.stored()
     finally:
         for o in outcomes:
             o.remove()
@@ -212,20 +203,11 @@ def replace_prices(con: duckdb.DuckDBPyConnection, prices: pl.DataFrame) -> None
 
 def reprice(wh: Warehouse, prices: pl.DataFrame) -> tuple[int, int]:
     """Store ``prices`` and recompute every stored line's cost; return (lines, unpriced)."""
-    con = wh.con
-    with wh.lock:
-        con.execute("BEGIN")
-        try:
-            replace_prices(con, prices)
-            for stmt in statements("reprice"):
-                con.execute(stmt)
-            with checkpoint_headroom(con):
-                con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.TransactionException):
-                con.execute("ROLLBACK")
-            raise
-        row = con.execute("SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL) "
-                          "FROM batch_results").fetchall()[0]
-    return int(row[0]), int(row[1])
+    with wh.transaction() as con:
+        replace_prices(con, prices)
+        for stmt in statements("reprice"):
+            con.execute(stmt)
+    lines, unpriced = wh.query("SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL) "
+                               "FROM batch_results")[0]
+    return int(lines), int(unpriced)
 
