@@ -111,11 +111,10 @@ class FrameCollector:
     """A ``Sink`` that keeps frames in memory (for Dask workers, which cannot write the
     DuckDB file): the flow replays them into the warehouse with ``replay``."""
 
-    def __init__(self, watermark: datetime | None, open_batches: list[tuple[Any, ...]],
-                 stored: dict[int | None, int] | None = None) -> None:
+    def __init__(self, watermark: datetime | None, open_batches: list[tuple[Any, ...]]
+                 ) -> None:
         self._watermark = watermark
         self._open = open_batches
-        self._stored = stored or {}
         self.frames: list[FlatFrames] = []
         self.rejects: list[dict[str, Any]] = []
         self.newest: datetime | None = None
@@ -146,9 +145,9 @@ class FrameCollector:
         return self._open
 
     def stored_since(self, provider: str, unix_s: int | None) -> int:
-        # a remote worker has no database: the flow sent the counts it plans with (or none,
-        # and then following by id is the plan)
-        return self._stored.get(unix_s, 10**12)
+        # A remote worker has no database to count what a deeper listing would pass: taken
+        # as unbounded, so the plan follows the open batches by id, as before the planner.
+        return 10**12
 
     def advance_watermark(self, provider: str, newest: datetime | None, run_id: str,
                           at: datetime) -> None:
@@ -518,8 +517,8 @@ def sync(
     started = clock or datetime.now(UTC)
     rid = run_id or new_run_id()
     prices = PriceCache(settings)
-    if settings.results and (settings.prices or settings.prices_only):
-        load_prices(settings)  # a bad prices file is one line before any work is done
+    if settings.results:
+        prices.check()  # a bad prices file is one line before any work is done
     with short_gil_switches(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
@@ -540,13 +539,13 @@ def sync_results_only(settings: Settings, *, refetch: bool = False,
     batches: ``batchlake results``. Recorded in sync_runs with mode 'results'."""
     started = datetime.now(UTC)
     rid = new_run_id()
-    if settings.prices or settings.prices_only:
-        load_prices(settings)
+    prices = PriceCache(settings)
+    prices.check()
     results: list[ProviderResult] = []
     with short_gil_switches(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
-        ctx = RunContext(settings, wh, client, rid, started, logger=logger,
+        ctx = RunContext(settings, wh, client, rid, started, logger=logger, prices=prices,
                          refetch_results=refetch)
         for provider in settings.providers:
             r = ProviderResult(provider, mode="results")

@@ -76,6 +76,14 @@ class PriceCache:
         self._table: pl.DataFrame | None = None
         self._stored = False
 
+    def check(self) -> None:
+        """Read a prices file now, so that a bad one is one line before any work is done
+        (the table is kept for the run's first load)."""
+        if self.settings.prices or self.settings.prices_only:
+            with self._lock:
+                if self._table is None:
+                    self._table = load_prices(self.settings)
+
     def unstored(self) -> pl.DataFrame | None:
         """The table to store with this load, or None once a load has stored it."""
         with self._lock:
