@@ -445,6 +445,9 @@ def gateway(
         help="Batches were created over this many days before now.")] = 3.0,
     metadata_keys: Annotated[int, typer.Option(
         help="Metadata keys per tagged batch: 2 (team, job) up to 12 (~1 KB objects).")] = 2,
+    wild: Annotated[bool, typer.Option(
+        "--wild", help="Serve what gateways send in the wild: providers in real traffic's "
+        "shares, error arrays, raw payloads, provider nulls (see simulator/wild.py).")] = False,
     results_max_lines: Annotated[int, typer.Option(
         help="Lines per results body at most (a batch's request count, capped; 0: "
              "uncapped).")] = 40,
@@ -454,14 +457,14 @@ def gateway(
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
-    Example: batchlake gateway --port 8080 --batches 100000 --metadata-keys 12
+    Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
     """
     from batchlake.simulator import SimGateway
 
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
                     future_share=future_share, providers=parse_providers(providers),
                     history_s=int(history_days * 86400), metadata_keys=metadata_keys,
-                    results_max_lines=results_max_lines or None)
+                    wild=wild, results_max_lines=results_max_lines or None)
     if big_batch:
         gw.add_big_batch(big_batch)
     try:

@@ -1,19 +1,22 @@
 """Throughput and memory of a full sync, against peers, in one run.
 
-Starts the simulated gateway (its own process) with N objects (provider openai, pages of 100),
-then runs, each as a whole fresh process (imports included):
+Starts the simulated gateway (its own process) with N objects. By default it serves the wild
+mix (``--wild``: five providers in real traffic's shares, ~20% with error arrays, raw payloads
+on half, OpenAI's explicit nulls in them, cache_debug, ~1 KB objects); ``--kind`` serves the
+old, kinder openai-only population. Then it runs, each as a whole fresh process (imports
+included), over every provider of the mix:
 
-  batchlake      the sync core: fetch + flatten + load into an empty DuckDB file
+  batchlake      the sync: fetch + flatten + load into an empty DuckDB file
   dlt-parquet    dlt's rest_api source -> duckdb, loader_file_format="parquet" (the peer)
   fetch-httpx    fetching and JSON-parsing the pages only (httpx sync client)
   fetch-stdlib   fetching only (http.client), the ceiling
 
 and prints objects/s of the whole process and of its core (the work after imports and
-set-up, which is what the throughput target is about), peak RSS, and the ratios
-batchlake/dlt and batchlake/fetch-only.
+set-up), peak RSS, and the ratios of batchlake to each.
 
-    python bench/bench_sync.py --sizes 10000,100000
-    python bench/bench_sync.py --sizes 100000 --metadata-keys 12   # ~1 KB objects
+    python bench/bench_sync.py --sizes 100000
+    python bench/bench_sync.py --sizes 100000,1000000 --dlt-max 100000   # memory at 1M
+    python bench/bench_sync.py --kind --sizes 100000                     # openai only, kind
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = 100
+WILD_PROVIDERS = "openai,anthropic,gemini,bedrock,azure"
 
 # Each runner prints one JSON line {"objects": n, "rss_mb": peak, "core_s": t}; the parent
 # times the whole process, the runner its core (the work itself, after imports and set-up).
+# argv: url, providers (comma-separated), then the runner's own.
 RUSAGE = ("import resource, json, sys, time\n"
+          "PROVIDERS = sys.argv[2].split(',')\n"
           "def report(n, core_s):\n"
           "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
           "    print(json.dumps({'objects': n, 'rss_mb': rss, 'core_s': core_s}))\n")
@@ -45,26 +51,29 @@ BATCHLAKE = RUSAGE + """
 from batchlake.pipeline import sync
 from batchlake.common.settings import Settings
 t0 = time.perf_counter()
-rep = sync(Settings(base_url=sys.argv[1], db_path=sys.argv[2], providers=('openai',),
+rep = sync(Settings(base_url=sys.argv[1], db_path=sys.argv[3], providers=tuple(PROVIDERS),
                     page_limit=PAGE, results=False))  # batch objects: bench_results.py
 core = time.perf_counter() - t0
-r = rep.results[0]
-assert r.status == 'ok', r.error
-report(r.counts.inserted, core)
+for r in rep.results:
+    assert r.status == 'ok', r.error
+report(sum(r.counts.inserted + r.counts.rejected for r in rep.results), core)
 """.replace("PAGE", str(PAGE))
 
+# Bifrost pages by next_cursor where it sends one (Bedrock has no last_id), else last_id.
 FETCH_HTTPX = RUSAGE + """
 import httpx, orjson
-n, after = 0, None
+n = 0
 t0 = time.perf_counter()
 with httpx.Client(base_url=sys.argv[1]) as c:
-    while True:
-        params = {'provider': 'openai', 'limit': PAGE}
-        if after: params['after'] = after
-        body = orjson.loads(c.get('/v1/batches', params=params).content)
-        n += len(body['data'])
-        if not body.get('has_more'): break
-        after = body['last_id']
+    for provider in PROVIDERS:
+        after = None
+        while True:
+            params = {'provider': provider, 'limit': PAGE}
+            if after: params['after'] = after
+            body = orjson.loads(c.get('/v1/batches', params=params).content)
+            n += len(body['data'])
+            if not body.get('has_more'): break
+            after = body.get('next_cursor') or body['last_id']
 report(n, time.perf_counter() - t0)
 """.replace("PAGE", str(PAGE))
 
@@ -72,39 +81,47 @@ FETCH_STDLIB = RUSAGE + """
 import http.client, urllib.parse, re
 u = urllib.parse.urlsplit(sys.argv[1])
 conn = http.client.HTTPConnection(u.hostname, u.port)
-n, after = 0, None
+n = 0
+cursor = re.compile(rb'"next_cursor":"([^"]+)"')
 last = re.compile(rb'"last_id":"([^"]+)"')
 t0 = time.perf_counter()
-while True:
-    q = 'provider=openai&limit=PAGE' + ('&after=' + urllib.parse.quote(after) if after else '')
-    conn.request('GET', '/v1/batches?' + q)
-    body = conn.getresponse().read()
-    n += body.count(b'"request_counts"')
-    if b'"has_more":true' not in body: break
-    after = last.search(body).group(1).decode()
+for provider in PROVIDERS:
+    after = None
+    while True:
+        q = f'provider={provider}&limit=PAGE' + (
+            '&after=' + urllib.parse.quote(after) if after else '')
+        conn.request('GET', '/v1/batches?' + q)
+        body = conn.getresponse().read()
+        # chunk_index: once in each object's extra_fields (raw payloads have none), once
+        # in the page's own
+        n += body.count(b'"chunk_index"') - 1
+        if b'"has_more":true' not in body: break
+        after = (cursor.search(body) or last.search(body)).group(1).decode()
 report(n, time.perf_counter() - t0)
 """.replace("PAGE", str(PAGE))
 
+# One resource per provider, merged on id, as a dlt user would write it.
 DLT = RUSAGE + """
 import dlt
 from dlt.sources.rest_api import rest_api_source
-source = rest_api_source({
-    'client': {'base_url': sys.argv[1] + '/v1/',
-               'paginator': {'type': 'cursor', 'cursor_path': 'last_id',
-                             'cursor_param': 'after'}},
-    'resources': [{'name': 'batches', 'endpoint': {
-        'path': 'batches', 'params': {'provider': 'openai', 'limit': PAGE},
-        'data_selector': 'data'}, 'primary_key': 'id', 'write_disposition': 'merge'}],
-})
-pipe = dlt.pipeline(pipeline_name='bench', destination=dlt.destinations.duckdb(sys.argv[2]),
-                    dataset_name='bench', pipelines_dir=sys.argv[3])
-fmt = sys.argv[4] if len(sys.argv) > 4 else 'parquet'
+def endpoint_for(provider):
+    path = 'next_cursor' if provider in ('bedrock', 'gemini') else 'last_id'
+    return {'name': 'batches_' + provider, 'endpoint': {
+        'path': 'batches', 'params': {'provider': provider, 'limit': PAGE},
+        'paginator': {'type': 'cursor', 'cursor_path': path, 'cursor_param': 'after'},
+        'data_selector': 'data'}, 'primary_key': 'id', 'write_disposition': 'merge'}
+source = rest_api_source({'client': {'base_url': sys.argv[1] + '/v1/'},
+                          'resources': [endpoint_for(p) for p in PROVIDERS]})
+pipe = dlt.pipeline(pipeline_name='bench', destination=dlt.destinations.duckdb(sys.argv[3]),
+                    dataset_name='bench', pipelines_dir=sys.argv[4])
+fmt = sys.argv[5] if len(sys.argv) > 5 else 'parquet'
 t0 = time.perf_counter()
 info = pipe.run(source, loader_file_format=None if fmt == 'default' else fmt)
 core = time.perf_counter() - t0
 import duckdb
-con = duckdb.connect(sys.argv[2])
-n = con.execute('select count(*) from bench.batches').fetchall()[0][0]
+con = duckdb.connect(sys.argv[3])
+n = sum(con.execute(f'select count(*) from bench.batches_{p}').fetchall()[0][0]
+        for p in PROVIDERS)
 report(n, core)
 """.replace("PAGE", str(PAGE))
 
@@ -115,15 +132,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(n: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`batchlake gateway` in its own process (openai only), ready when this returns."""
+def start_gateway(n: int, providers: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`batchlake gateway` in its own process, ready when this returns."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchlake", "gateway", "--port", str(port), "--batches", str(n),
-         "--providers", "openai", *(extra or ("--future-share", "0"))],
+         "--providers", providers, "--future-share", "0", *extra],
         cwd=ROOT, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # 1M plans take a while to draw
     while True:
         try:
             httpx.get(url + "/health", timeout=1)
@@ -135,10 +152,11 @@ def start_gateway(n: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
 
 
-def run(name: str, code: str, args: list[str]) -> dict[str, float] | None:
+def run(name: str, code: str, args: list[str], env: dict[str, str] | None = None
+        ) -> dict[str, float] | None:
     start = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT)
+                         cwd=ROOT, env=env)
     wall = time.perf_counter() - start
     if res.returncode != 0:
         print(f"  {name}: failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -148,38 +166,83 @@ def run(name: str, code: str, args: list[str]) -> dict[str, float] | None:
             "per_s": out["objects"] / wall, "core_per_s": out["objects"] / out["core_s"]}
 
 
+def best_of(runs: list[dict[str, float] | None]) -> dict[str, float] | None:
+    """The median run by wall time (of those that finished), with the range kept."""
+    done = sorted((r for r in runs if r), key=lambda r: r["seconds"])
+    if not done:
+        return None
+    mid = dict(done[len(done) // 2])
+    mid["min_s"], mid["max_s"] = done[0]["seconds"], done[-1]["seconds"]
+    return mid
+
+
 def have_dlt() -> bool:
     return subprocess.run([sys.executable, "-c", "import dlt"], capture_output=True
                           ).returncode == 0
 
 
-def mean_object_bytes(url: str) -> float:
+def baseline_env(ref: str, into: Path) -> dict[str, str]:
+    """An environment whose `import batchlake` is the code of git ``ref`` (a tree of links
+    laid out as the installed package, first on PYTHONPATH): the version to beat, timed in
+    the same run as this one."""
+    src, tree = into / "src", into / "tree" / "batchlake"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    tree.mkdir(parents=True)
+    for f in (src / "batchlake").iterdir():
+        (tree / f.name).symlink_to(f)
+    for layer in ("common", "gateway", "transforms", "warehouse", "sql", "flows", "simulator"):
+        if (src / layer).is_dir():
+            (tree / layer).symlink_to(src / layer)
+    return {**os.environ, "PYTHONPATH": str(tree.parent)}
+
+
+def mean_object_bytes(url: str, providers: list[str]) -> float:
     """Average size of a listed object as the gateway sends it (compact JSON)."""
-    body = httpx.get(url + "/v1/batches", params={"provider": "openai", "limit": PAGE}).json()
-    sizes = [len(json.dumps(o, separators=(",", ":"))) for o in body["data"]]
+    sizes = []
+    for p in providers:
+        body = httpx.get(url + "/v1/batches", params={"provider": p, "limit": PAGE}).json()
+        sizes += [len(json.dumps(o, separators=(",", ":"))) for o in body["data"]]
     return sum(sizes) / max(len(sizes), 1)
 
 
-def bench(n: int, with_dlt: bool, dlt_default_max: int = 0, metadata_keys: int = 2
+def bench(n: int, args: argparse.Namespace, with_dlt: bool
           ) -> tuple[float, dict[str, dict[str, float] | None]]:
-    gw, url = start_gateway(n, "--future-share", "0", "--metadata-keys", str(metadata_keys))
+    mix = ["--metadata-keys", str(args.metadata_keys)] + ([] if args.kind else ["--wild"])
+    gw, url = start_gateway(n, args.providers, *mix)
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-bench-"))
+    provs = [url, args.providers]
     try:
-        run("warm-up", FETCH_HTTPX, [url])  # renders and caches every object once
-        size = mean_object_bytes(url)
-        results = {
-            "fetch-stdlib": run("fetch-stdlib", FETCH_STDLIB, [url]),
-            "fetch-httpx": run("fetch-httpx", FETCH_HTTPX, [url]),
-            "batchlake": run("batchlake", BATCHLAKE, [url, str(tmp / "bl.duckdb")]),
+        run("warm-up", FETCH_HTTPX, provs)  # renders and caches every object once
+        size = mean_object_bytes(url, args.providers.split(","))
+        results: dict[str, dict[str, float] | None] = {
+            "fetch-stdlib": run("fetch-stdlib", FETCH_STDLIB, provs),
+            "fetch-httpx": run("fetch-httpx", FETCH_HTTPX, provs),
         }
-        if results["batchlake"]:
-            results["batchlake"]["file_mb"] = (tmp / "bl.duckdb").stat().st_size / 2**20
-        if with_dlt:
-            results["dlt-parquet"] = run("dlt-parquet", DLT, [url, str(tmp / "dlt.duckdb"),
-                                                              str(tmp / "dlt")])
-            if n <= dlt_default_max:  # ~100x slower: only at small N
-                results["dlt-default"] = run("dlt-default", DLT, [
-                    url, str(tmp / "dltd.duckdb"), str(tmp / "dltd"), "default"])
+        base_env = baseline_env(args.baseline, tmp / "baseline") if args.baseline else None
+        runs: dict[str, list[dict[str, float] | None]] = {}
+        for k in range(args.runs):  # alternate the contenders: drift hits them alike
+            db = tmp / f"bl{k}.duckdb"
+            runs.setdefault("batchlake", []).append(run("batchlake", BATCHLAKE, [*provs, str(db)]))
+            if runs["batchlake"][-1]:
+                runs["batchlake"][-1]["file_mb"] = db.stat().st_size / 2**20
+            db.unlink(missing_ok=True)
+            if base_env is not None:
+                bdb = tmp / f"base{k}.duckdb"
+                runs.setdefault(f"baseline {args.baseline}", []).append(
+                    run("baseline", BATCHLAKE, [*provs, str(bdb)], env=base_env))
+                bdb.unlink(missing_ok=True)
+            if with_dlt and n <= args.dlt_max:
+                runs.setdefault("dlt-parquet", []).append(run("dlt-parquet", DLT, [
+                    *provs, str(tmp / f"dlt{k}.duckdb"), str(tmp / f"dlt{k}")]))
+                shutil.rmtree(tmp / f"dlt{k}", ignore_errors=True)
+                (tmp / f"dlt{k}.duckdb").unlink(missing_ok=True)
+        results.update({name: best_of(rs) for name, rs in runs.items()})
+        if with_dlt and n <= args.dlt_default_max:  # ~100x slower: only at small N
+            results["dlt-default"] = run("dlt-default", DLT, [
+                *provs, str(tmp / "dltd.duckdb"), str(tmp / "dltd"), "default"])
         return size, results
     finally:
         gw.terminate()
@@ -189,39 +252,60 @@ def bench(n: int, with_dlt: bool, dlt_default_max: int = 0, metadata_keys: int =
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--sizes", default="100000")
+    ap.add_argument("--kind", action="store_true",
+                    help="serve the simulator's kind population (no --wild), openai only")
+    ap.add_argument("--providers", default=None,
+                    help=f"providers to serve and sync (default: {WILD_PROVIDERS}; "
+                         "with --kind: openai)")
+    ap.add_argument("--metadata-keys", type=int, default=None,
+                    help="metadata keys per tagged batch (default 8: ~1 KB wild objects; "
+                         "with --kind 2)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of batchlake (and dlt, baseline), alternated; the median shown")
+    ap.add_argument("--baseline", metavar="GIT_REF", default=None,
+                    help="also time batchlake as of this commit, in the same run")
     ap.add_argument("--no-dlt", action="store_true", help="skip the dlt peer")
+    ap.add_argument("--dlt-max", type=int, default=200_000,
+                    help="run dlt-parquet for N up to this (1M takes it minutes)")
     ap.add_argument("--dlt-default-max", type=int, default=10_000,
                     help="also run dlt's default loader for N up to this (it is slow)")
-    ap.add_argument("--metadata-keys", type=int, default=2,
-                    help="metadata keys per tagged batch: 2 (~600-byte objects) or 12 (~1 KB, "
-                         "the issue's objects)")
     args = ap.parse_args()
+    args.providers = args.providers or ("openai" if args.kind else WILD_PROVIDERS)
+    if args.metadata_keys is None:
+        args.metadata_keys = 2 if args.kind else 8
     with_dlt = not args.no_dlt and have_dlt()
     if not with_dlt and not args.no_dlt:
         print("dlt not installed (pip install -r requirements-bench.lock): peer skipped")
-    print(f"machine: {os.cpu_count()} cores; pages of {PAGE}; whole processes incl. imports")
+    print(f"machine: {os.cpu_count()} cores; pages of {PAGE}; whole processes incl. imports; "
+          f"{'kind' if args.kind else 'wild'} mix of {args.providers}")
+    rss_at: dict[int, float] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        size, res = bench(n, with_dlt, args.dlt_default_max, args.metadata_keys)
+        size, res = bench(n, args, with_dlt)
         print(f"\nN = {n:,}, objects of {size:,.0f} bytes on average "
               f"({args.metadata_keys} metadata keys)")
-        print(f"{'approach':<14}{'objects':>10}{'seconds':>10}{'objects/s':>12}"
+        print(f"{'approach':<20}{'objects':>10}{'seconds':>10}{'(min-max)':>14}{'objects/s':>12}"
               f"{'core obj/s':>12}{'peak RSS MB':>13}")
         for name, r in res.items():
             if r is None:
-                print(f"{name:<14}{'failed':>10}")
+                print(f"{name:<20}{'failed':>10}")
                 continue
-            print(f"{name:<14}{r['objects']:>10,.0f}{r['seconds']:>10.2f}{r['per_s']:>12,.0f}"
-                  f"{r['core_per_s']:>12,.0f}{r['rss_mb']:>13.0f}")
+            spread = (f"{r['min_s']:.2f}-{r['max_s']:.2f}" if "min_s" in r else "")
+            print(f"{name:<20}{r['objects']:>10,.0f}{r['seconds']:>10.2f}{spread:>14}"
+                  f"{r['per_s']:>12,.0f}{r['core_per_s']:>12,.0f}{r['rss_mb']:>13.0f}")
         bl = res.get("batchlake")
         if bl:
+            rss_at[n] = bl["rss_mb"]
             print(f"batchlake DuckDB file: {bl['file_mb']:.0f} MB")
-            for peer in ("dlt-parquet", "dlt-default", "fetch-httpx", "fetch-stdlib"):
-                p = res.get(peer)
-                if p:
+            for peer, p in res.items():
+                if p and peer != "batchlake":
                     print(f"batchlake / {peer}: {bl['per_s'] / p['per_s']:.2f}x throughput "
                           f"(core {bl['core_per_s'] / p['core_per_s']:.2f}x), "
                           f"{bl['rss_mb'] / p['rss_mb']:.2f}x memory")
+    if len(rss_at) > 1:
+        lo, hi = min(rss_at), max(rss_at)
+        print(f"\nbatchlake peak RSS at {hi:,} vs {lo:,} objects: "
+              f"{rss_at[hi] / rss_at[lo] - 1:+.0%}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchlake.simulator.wild import dress, wild_provider
+
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "bedrock", "azure")
 MODELS = {
     "openai": ["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"],
@@ -53,6 +55,7 @@ class Plan:
     n_errors: int
     key: int = 0  # which gateway key lists it (Bedrock multi-key paging)
     overrides: dict[str, Any] = field(default_factory=dict)  # fault injection: fields to force
+    wild: bool = False  # rendered as the wild sends it (simulator/wild.py)
 
 
 def _batch_id(provider: str, rng: random.Random, i: int) -> str:
@@ -93,15 +96,17 @@ def _extra_metadata(i: int, keys: int) -> dict[str, str]:
 def make_population(
     n: int, now: int, seed: int = 7, history_s: int = 3 * 86400,
     providers: tuple[str, ...] = PROVIDERS, future_share: float = 0.0, future_s: int = 86400,
-    metadata_keys: int = 2,
+    metadata_keys: int = 2, wild: bool = False,
 ) -> list[Plan]:
     """``n`` batches spread over ``providers``, created in the ``history_s`` before ``now``;
     a ``future_share`` of them is created in the ``future_s`` after it (new arrivals).
-    Tagged batches carry ``metadata_keys`` metadata keys (2: team and job; up to 12)."""
+    Tagged batches carry ``metadata_keys`` metadata keys (2: team and job; up to 12).
+    ``wild``: providers in real traffic's shares, objects dressed as the wild sends them
+    (``simulator/wild.py``); off, every seed's population is as it always was."""
     rng = random.Random(seed)
     plans: list[Plan] = []
     for i in range(n):
-        p = providers[i % len(providers)]
+        p = wild_provider(i, seed, providers) if wild else providers[i % len(providers)]
         created = now - rng.randint(60, history_s)
         if rng.random() < future_share:
             created = now + rng.randint(1, future_s)
@@ -144,6 +149,7 @@ def make_population(
             cache=cache,
             n_errors=rng.choice([0, 0, 1, 2, 3]) if outcome == "failed" else 0,
             key=rng.randint(0, 1) if p == "bedrock" else 0,
+            wild=wild,
         ))
     return plans
 
@@ -284,6 +290,8 @@ def render(plan: Plan, t: int, *, retrieve: bool, latency_ms: int = 0) -> dict[s
         elif not retrieve and plan.cache is not None:
             xf["cache_debug"] = dict(plan.cache)
         o["extra_fields"] = xf
+    if plan.wild:
+        dress(o, p)
     for k, v in plan.overrides.items():
         if v is DROP:
             o.pop(k, None)

@@ -88,6 +88,7 @@ class SimGateway:
         future_share: float = 0.0,
         plans: list[Plan] | None = None,
         metadata_keys: int = 2,
+        wild: bool = False,
         results_max_lines: int | None = 40,
     ) -> None:
         self.now = int(time.time()) if now is None else now
@@ -110,7 +111,7 @@ class SimGateway:
         self._nonce = 0
         all_plans = plans if plans is not None else make_population(
             n, self.now, seed=seed, history_s=history_s, providers=providers,
-            future_share=future_share, metadata_keys=metadata_keys)
+            future_share=future_share, metadata_keys=metadata_keys, wild=wild)
         self.by_provider: dict[str, list[Plan]] = {p: [] for p in providers}
         for pl in all_plans:
             self.by_provider.setdefault(pl.provider, []).append(pl)
