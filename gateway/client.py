@@ -11,7 +11,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,13 @@ from batchlake.common.errors import (
 )
 from batchlake.common.settings import Settings, redact_url
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
+from batchlake.transforms.typed import (
+    ListPage,
+    NotTyped,
+    decode_page,
+    oldest_created,
+    record_ids,
+)
 
 log = logging.getLogger("batchlake.gateway")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -50,12 +57,36 @@ class _Retryable(Exception):
 
 @dataclass
 class Page:
-    """One list page as received."""
+    """One list page as received: its objects as dicts, or (``typed``) as the typed records
+    of ``transforms/typed.py`` when the page was asked for so and every object fits them."""
 
     number: int
     objects: list[Any]
     has_more: bool
     cursor: str | None  # what we will send as `after` next
+    typed: bool = False
+
+    def ids(self) -> list[Any]:
+        if self.typed:
+            return record_ids(self.objects)
+        return [o.get("id") for o in self.objects if isinstance(o, dict)]
+
+    def oldest_created(self) -> int | None:
+        """The oldest positive integer created_at of the page (None if there is none)."""
+        if self.typed:
+            return oldest_created(self.objects)
+        vals = [o.get("created_at") for o in self.objects if type(o) is dict]
+        ints = [v for v in vals if type(v) is int and v > 0]
+        return min(ints) if ints else None
+
+
+def _decode_page(body: bytes) -> Any:
+    """A list page as typed records where it fits them (validated in C, raw payloads left
+    undecoded), else as plain JSON for the exact per-object path."""
+    try:
+        return decode_page(body)
+    except NotTyped:
+        return orjson.loads(body)
 
 
 @dataclass
@@ -167,12 +198,15 @@ class GatewayClient:
             reraise=True,
         )
 
-    def get_json(self, path: str, params: dict[str, Any]) -> Any:
-        """GET ``path`` and decode JSON, retrying transient faults; raise a GatewayError."""
+    def get_json(self, path: str, params: dict[str, Any],
+                 decode: Callable[[bytes], Any] = orjson.loads) -> Any:
+        """GET ``path`` and ``decode`` its JSON body, retrying transient faults; raise a
+        GatewayError. ``decode`` raises ``orjson.JSONDecodeError`` on a body that is not
+        JSON."""
         try:
             for attempt in self._retrying():
                 with attempt:
-                    return self._get_once(path, params)
+                    return self._get_once(path, params, decode)
         except _Retryable as r:
             raise r.error from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -231,7 +265,8 @@ class GatewayClient:
         finally:
             resp.close()
 
-    def _get_once(self, path: str, params: dict[str, Any]) -> Any:
+    def _get_once(self, path: str, params: dict[str, Any], decode: Callable[[bytes], Any]
+                  ) -> Any:
         what = f"GET {path.split('/')[1] if path.count('/') > 1 else path}"
         try:
             resp = self._http.get(path, params=params)
@@ -242,7 +277,7 @@ class GatewayClient:
         status = resp.status_code
         if status < 300:
             try:
-                return orjson.loads(body)
+                return decode(body)
             except orjson.JSONDecodeError as e:
                 raise _Retryable(GatewayBadResponse(
                     f"{what}: the gateway sent a body that is not JSON ({e})",
@@ -301,8 +336,9 @@ class GatewayClient:
             yield from pool.map(one, batch_ids)
 
     def list_pages(self, provider: str, *, report: ListingReport | None = None,
-                   after: str | None = None) -> Iterator[Page]:
-        """Page through ``GET /v1/batches`` newest first.
+                   after: str | None = None, typed: bool = False) -> Iterator[Page]:
+        """Page through ``GET /v1/batches`` newest first. ``typed``: pages whose objects all
+        fit ``transforms/typed.py`` come as typed records (``Page.typed``), others as dicts.
 
         Follows ``next_cursor`` when the gateway sends one, else ``last_id``, while
         ``has_more``. Stops (with a warning in ``report``) on a cursor seen before, on a run
@@ -321,22 +357,32 @@ class GatewayClient:
             params: dict[str, Any] = {"provider": provider, "limit": limit}
             if cursor:
                 params["after"] = cursor
-            body = self.get_json("/v1/batches", params)
-            if not isinstance(body, dict) or not isinstance(body.get("data", []), list | None):
+            body = self.get_json("/v1/batches", params,
+                                 _decode_page if typed else orjson.loads)
+            if isinstance(body, dict):
+                if not isinstance(body.get("data", []), list | None):
+                    raise GatewayBadResponse(
+                        f"page {rep.pages + 1} of {provider} is not a batch list",
+                        payload=orjson.dumps(body)[:100_000])
+                page = Page(rep.pages + 1, body.get("data") or [], body.get("has_more") is True,
+                            body.get("next_cursor") or body.get("last_id"))
+            elif isinstance(body, ListPage):
+                page = Page(rep.pages + 1, body.data or [], body.has_more is True,
+                            body.next_cursor or body.last_id, typed=True)
+            else:
                 raise GatewayBadResponse(
                     f"page {rep.pages + 1} of {provider} is not a batch list",
                     payload=orjson.dumps(body)[:100_000])
-            objects = body.get("data") or []
+            objects, has_more, nxt = page.objects, page.has_more, page.cursor
+            page.cursor = nxt if has_more else None
             rep.pages += 1
             rep.objects += len(objects)
-            ids = {o.get("id") for o in objects if isinstance(o, dict)}
+            ids = set(page.ids())
             dup = len(ids & prev_ids)
             if dup:
                 rep.duplicate_ids += dup
             prev_ids = {i for i in ids if isinstance(i, str)}
-            has_more = body.get("has_more") is True
-            nxt = body.get("next_cursor") or body.get("last_id")
-            yield Page(rep.pages, objects, has_more, nxt if has_more else None)
+            yield page
             if not has_more:
                 rep.complete = True
                 return

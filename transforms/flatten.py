@@ -476,11 +476,17 @@ def _batches_frame(cols: dict[str, list[Any]], rejected: set[int], provider: str
     return derive_batch_columns(df, as_of).select(STAGED_BATCH_COLUMNS)
 
 
-def _child_frame(rows: list[dict[str, Any]], provider: str, cols: tuple[Column, ...]
-                 ) -> pl.DataFrame:
+def _child_frame(rows: list[dict[str, Any]] | dict[str, list[Any]], provider: str,
+                 cols: tuple[Column, ...]) -> pl.DataFrame:
+    """Child rows (a list of row dicts, or a dict of columns) as a typed frame."""
     schema = {c.name: c.polars_type for c in cols if c.name != "provider"}
-    df = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
-        schema=schema)
+    if isinstance(rows, dict):
+        df = pl.DataFrame({name: pl.Series(name, rows[name], dtype=dtype, strict=True)
+                           for name, dtype in schema.items()})
+    elif rows:
+        df = pl.DataFrame(rows, schema=schema, orient="row")
+    else:
+        df = pl.DataFrame(schema=schema)
     return df.with_columns(pl.lit(provider, pl.String).alias("provider")).select(
         [c.name for c in cols])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(r"^(bearer\s+|basic\s+)?(sk-[A-Za-z0-9_\-]{8,}|sk-bf-\S+)", re.I)
 
 
+@functools.lru_cache(maxsize=4096)  # payloads repeat their keys: one regex search per key
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 

@@ -425,6 +425,13 @@ TABLES: tuple[Table, ...] = (
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 
+# Keys of extra_fields that Bifrost sends (core/schemas/bifrost.go) and batchlake keeps in
+# `extras` rather than in a column of their own.
+PASSTHROUGH_EXTRA_FIELDS: tuple[str, ...] = (
+    "parse_errors", "provider_response_headers", "litellm_compat", "converted_request_type",
+    "dropped_compat_plugin_params",
+)
+
 # Columns the flattener fills from JSON (the rest are derived in polars or by the loader).
 SOURCED_BATCH_COLUMNS: tuple[Column, ...] = tuple(
     c for c in BATCHES.columns if c.source is not None

@@ -1,0 +1,251 @@
+"""List pages decoded straight into typed records (msgspec), validated in C; no I/O here.
+
+The common case, a page whose every object is what Bifrost's schema allows, is decoded by
+msgspec into structs generated from ``schema.py``: types, int64 ranges, unix-second bounds,
+required fields and non-empty ids are checked while decoding, raw payloads are kept as
+undecoded bytes (``msgspec.Raw``), and no per-object dict is built. Columns are then read off
+the structs. A page that breaks any rule (a wrong type, an unknown field, a timestamp in ISO
+text…) raises ``NotTyped`` and takes the exact per-object path of ``flatten.py`` instead,
+which decides each object and gives rejects their reasons: both paths give the same rows
+(``tests/test_typed.py`` holds them to that).
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+import orjson
+
+from batchlake.common.runtime import paused_gc
+from batchlake.transforms.flatten import (
+    _CACHE,
+    _COUNTS,
+    _ERROR_FIELDS,
+    _ERRS,
+    _JSON_OPTS,
+    _TOP,
+    _XF,
+    _XF_ALIASES,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_UNIX_SECONDS,
+    FlatFrames,
+    _batches_frame,
+    _child_frame,
+    _epoch,
+    _metadata_frame,
+)
+from batchlake.transforms.redact import redact
+from batchlake.transforms.schema import (
+    ALWAYS_SENT_COUNTS,
+    BATCH_ERRORS,
+    PASSTHROUGH_EXTRA_FIELDS,
+)
+
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+# 0 is Go's "unset" (read as NULL below); negatives and milliseconds go to the exact path.
+UnixSeconds = Annotated[int, msgspec.Meta(ge=0, le=MAX_UNIX_SECONDS)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_TYPES: dict[str, Any] = {"str": str, "int": Int64, "float": float, "bool": bool,
+                           "ts": UnixSeconds}
+_NO_RAW = msgspec.Raw()  # an absent raw field (a JSON null arrives as Raw(b"null"))
+
+
+class NotTyped(Exception):
+    """The page has something the typed decoder does not take; ``str()`` says what."""
+
+
+def _struct(name: str, fields: list[tuple[str, Any, Any]], *, closed: bool) -> Any:
+    """A struct of optional fields (``closed``: an unknown key is an error, so that a page
+    with fields batchlake keeps in ``extras`` takes the exact path)."""
+    return msgspec.defstruct(name, fields, kw_only=True, gc=False, forbid_unknown_fields=closed)
+
+
+def _list_of(item: Any) -> Any:
+    return types.GenericAlias(list, (item,))  # list[item], for a type made at run time
+
+
+def _optional(groups: list[tuple[str, str, str]]) -> list[tuple[str, Any, Any]]:
+    return [(key, _TYPES[kind] | None, None) for _, key, kind in groups]
+
+
+# Nested objects ignore keys they do not know, as the exact path does; only the top level
+# and extra_fields keep unknown keys (in extras), so only they are closed.
+Counts: Any = _struct("Counts", [
+    (key, Int64 if key in ALWAYS_SENT_COUNTS else Int64 | None,
+     msgspec.NODEFAULT if key in ALWAYS_SENT_COUNTS else None)
+    for _, key, _kind in _COUNTS], closed=False)
+ErrorEntry: Any = _struct("ErrorEntry", [(name, _TYPES[kind] | None, None)
+                                    for name, kind in _ERROR_FIELDS], closed=False)
+Errors: Any = _struct("Errors", [*_optional(_ERRS), ("data", _list_of(ErrorEntry) | None, None)],
+                 closed=False)
+CacheDebug: Any = _struct("CacheDebug", _optional(_CACHE), closed=False)
+ExtraFields: Any = _struct("ExtraFields", [
+    *_optional(_XF),
+    *((alias, str | None, None) for alias in _XF_ALIASES.values()),
+    ("cache_debug", CacheDebug | None, None),
+    *((key, msgspec.Raw, _NO_RAW) for key in ("raw_request", "raw_response",
+                                              *PASSTHROUGH_EXTRA_FIELDS)),
+], closed=True)
+Batch: Any = _struct("Batch", [
+    ("id", NonEmpty, msgspec.NODEFAULT),
+    ("status", NonEmpty, msgspec.NODEFAULT),
+    ("request_counts", Counts, msgspec.NODEFAULT),
+    *((key, _TYPES[kind] | None, None) for _, key, kind in _TOP if key != "status"),
+    ("metadata", dict[str, str] | None, None),
+    ("errors", Errors | None, None),
+    ("extra_fields", ExtraFields | None, None),
+], closed=True)
+ListPage: Any = msgspec.defstruct("ListPage", [
+    ("data", _list_of(Batch) | None, None), ("has_more", bool | None, None),
+    ("next_cursor", str | None, None), ("last_id", str | None, None),
+], kw_only=True, gc=False)  # the page's other keys (object, first_id, …) are not read
+
+_DECODER = msgspec.json.Decoder(ListPage)
+_NO_ERRORS, _NO_XF, _NO_CACHE = Errors(), ExtraFields(), CacheDebug()
+
+
+def decode_page(body: bytes) -> Any:
+    """A list page as typed records (``.data``, ``.has_more``, ``.next_cursor``,
+    ``.last_id``); raises ``NotTyped`` if it needs the exact path."""
+    try:
+        return _DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        raise NotTyped(str(e)) from None
+
+
+def record_ids(records: Sequence[Any]) -> list[str]:
+    return list(map(_ID, records))
+
+
+def oldest_created(records: Sequence[Any]) -> int | None:
+    ints = [v for v in map(_CREATED, records) if v]
+    return min(ints) if ints else None
+
+
+_ID = operator.attrgetter("id")
+_CREATED = operator.attrgetter("created_at")
+
+
+def _raw_value(raw: msgspec.Raw) -> Any:
+    return orjson.loads(bytes(raw))
+
+
+def _column(records: Sequence[Any], key: str, kind: str) -> list[Any]:
+    values = list(map(operator.attrgetter(key), records))
+    return [v or None for v in values] if kind == "ts" else values  # 0: unset
+
+
+def flatten_records(records: Sequence[Any], provider: str, *, as_of: datetime,
+                    store_raw: bool = False) -> FlatFrames:
+    """Typed records (from ``decode_page``) to the frames ``flatten_objects`` makes of the
+    same objects. Duplicates keep the last occurrence, as there."""
+    recs = list(records)
+    ids = record_ids(recs)
+    duplicates = 0
+    if len(set(ids)) != len(ids):
+        last = {bid: i for i, bid in enumerate(ids)}
+        recs = [r for i, r in enumerate(recs) if last[ids[i]] == i]
+        duplicates, ids = len(ids) - len(recs), record_ids(recs)
+    n = len(recs)
+    with paused_gc():
+        cols: dict[str, list[Any]] = {"batch_id": ids}
+        for name, key, kind in _TOP:
+            cols[name] = _column(recs, key, kind)
+        rcs = list(map(operator.attrgetter("request_counts"), recs))
+        for name, key, kind in _COUNTS:
+            cols[name] = _column(rcs, key, kind)
+        errs = [e if e is not None else _NO_ERRORS for e in map(_ERRORS, recs)]
+        for name, key, kind in _ERRS:
+            cols[name] = _column(errs, key, kind)
+        xfs = [x if x is not None else _NO_XF for x in map(_XFS, recs)]
+        for name, key, kind in _XF:
+            vals = _column(xfs, key, kind)
+            if key in _XF_ALIASES:
+                alias = list(map(operator.attrgetter(_XF_ALIASES[key]), xfs))
+                vals = [v if v is not None else a for v, a in zip(vals, alias, strict=True)]
+            cols[name] = vals
+        cds = [c if c is not None else _NO_CACHE for c in map(_CACHE_DEBUG, xfs)]
+        for name, key, kind in _CACHE:
+            cols[name] = _column(cds, key, kind)
+
+        error_cols, cols["errors_count"], cols["errors_json"] = _error_columns(ids, errs)
+        cols["metadata"] = [None] * n
+        meta_ids: list[str] = []
+        meta_keys: list[str] = []
+        meta_values: list[str] = []
+        for i, m in enumerate(map(_METADATA, recs)):
+            if m:
+                cols["metadata"][i] = orjson.dumps(m, option=_JSON_OPTS).decode()
+                meta_ids.extend([ids[i]] * len(m))
+                meta_keys.extend(m)
+                meta_values.extend(m.values())
+        cols["extras"] = _extras(xfs)
+        for key in ("raw_request", "raw_response"):
+            cols[key] = [None] * n
+            if store_raw:
+                for i, raw in enumerate(map(operator.attrgetter(key), xfs)):
+                    value = _raw_value(raw) if raw else None
+                    if value is not None:
+                        cols[key][i] = orjson.dumps(redact(value)).decode()
+    batches = _batches_frame(cols, set(), provider, as_of)
+    created = batches.get_column("created_at")
+    return FlatFrames(
+        batches=batches,
+        errors=_child_frame(error_cols, provider, BATCH_ERRORS.columns),
+        metadata=_metadata_frame(meta_ids, meta_keys, meta_values, provider),
+        duplicates=duplicates,
+        newest_created_at=_epoch(created.max()),
+        oldest_created_at=_epoch(created.min()),
+    )
+
+
+_ERRORS = operator.attrgetter("errors")
+_XFS = operator.attrgetter("extra_fields")
+_CACHE_DEBUG = operator.attrgetter("cache_debug")
+_METADATA = operator.attrgetter("metadata")
+_ERROR_NAMES = [name for name, _ in _ERROR_FIELDS]
+
+
+def _error_columns(ids: list[str], errs: list[Any]
+                   ) -> tuple[dict[str, list[Any]], list[int], list[str | None]]:
+    """errors.data as child-table columns, each batch's count, and its canonical JSON (the
+    same text the exact path writes: every field, nulls included, keys sorted)."""
+    n = len(ids)
+    counts: list[int] = [0] * n
+    texts: list[str | None] = [None] * n
+    child: dict[str, list[Any]] = {"batch_id": [], "idx": [], **{k: [] for k in _ERROR_NAMES}}
+    for i, e in enumerate(errs):
+        data = e.data
+        if not data:
+            continue
+        entries = []
+        for k, entry in enumerate(data):
+            child["batch_id"].append(ids[i])
+            child["idx"].append(k)
+            fields = {name: getattr(entry, name) for name in _ERROR_NAMES}
+            for name, v in fields.items():
+                child[name].append(v)
+            entries.append(fields)
+        counts[i] = len(data)
+        texts[i] = orjson.dumps(entries, option=_JSON_OPTS).decode()
+    return child, counts, texts
+
+
+def _extras(xfs: list[Any]) -> list[str | None]:
+    """Fields of extra_fields that batchlake has no column for, as the exact path keeps
+    them: ``{"extra_fields.<key>": value}``, redacted, keys sorted."""
+    found: dict[int, dict[str, Any]] = {}
+    for key in PASSTHROUGH_EXTRA_FIELDS:
+        for i, raw in enumerate(map(operator.attrgetter(key), xfs)):
+            if raw:
+                found.setdefault(i, {})[f"extra_fields.{key}"] = _raw_value(raw)
+    out: list[str | None] = [None] * len(xfs)
+    for i, extras in found.items():
+        out[i] = orjson.dumps(redact(extras), option=_JSON_OPTS).decode()
+    return out
