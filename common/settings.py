@@ -63,13 +63,15 @@ class Settings:
     # Providers whose listing is not globally newest-first (Bedrock walks one key after
     # another), so stopping at the watermark could skip a later key: always listed in full.
     unordered_providers: tuple[str, ...] = ("bedrock",)
-    # Objects per load transaction; flattened (and staged) flatten_size at a time. Measured
-    # against 5,000-object loads, interleaved on 2 cores: +20% at 1M batches, +13% at 100k
-    # ~1 KB batches, even at 100k ~520-byte ones (fewer, larger merges; DuckDB's work per row
-    # drops ~30%). It fits DuckDB's 48MB sync cap with ~1 KB objects even at 40MB; 20,000
-    # did not fit.
+    # Objects per load transaction at most (the loader groups every provider's waiting parts
+    # up to this); flattened (and staged) flatten_size at a time. Measured against
+    # 5,000-object loads, interleaved on 2 cores: +20% at 1M batches, +13% at 100k ~1 KB
+    # batches (fewer, larger merges; DuckDB's work per row drops ~30%). It fits DuckDB's 48MB
+    # sync cap with ~1 KB objects even at 40MB; 20,000 did not fit, and 30,000 ran out.
     chunk_size: int = 15_000
-    flatten_size: int = 5000
+    # Five providers flatten at once, each holding one part: 5,000 peaked at ~340 MB RSS
+    # with the wild mix (bench/bench_sync.py), 2,000 at ~280 MB, as fast.
+    flatten_size: int = 2000
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB
     # The schedule's interval: long-open batches are re-read every 2, 5, 15 of these once

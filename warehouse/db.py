@@ -53,11 +53,14 @@ OnWait = Callable[[str], None]
 
 
 def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30.0,
-            on_wait: OnWait | None = None) -> duckdb.DuckDBPyConnection:
+            on_wait: OnWait | None = None, row_group_size: int | None = None
+            ) -> duckdb.DuckDBPyConnection:
     """Open ``db_path``; wait up to ``lock_timeout_s`` while another process holds it.
 
     ``on_wait`` is told once, in one line, that the open is waiting (a read command says so
-    on stderr while a sync holds the file). A read-only open never creates a file."""
+    on stderr while a sync holds the file). A read-only open never creates a file.
+    ``row_group_size``: write the file in row groups of that many rows (the sync's writer
+    does, see SYNC_ROW_GROUP_SIZE); readers read any size."""
     if not read_only:
         _check_path(db_path)
     elif db_path != ":memory:" and not db_path.startswith("md:") and not Path(db_path).exists():
@@ -67,7 +70,7 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(db_path, read_only=read_only)
+            con = _open(db_path, read_only, row_group_size)
             break
         except duckdb.IOException as e:
             msg = str(e)
@@ -95,6 +98,34 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
         # Measured at 100k batches (bench/): a 64MB checkpoint threshold loads ~15% faster
         # than the default 16MB.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+    return con
+
+
+# The sync writes row groups of this many rows, not DuckDB's 122,880. DuckDB writes a
+# transaction's rows straight into the file, compressed, once they fill a row group
+# ("optimistic writes"); below that, they go through the WAL and are written again at the
+# checkpoint. A load transaction is 15,000 rows, so with the default size every row took the
+# long way. Measured (100k wild objects, 15k-row transactions, 1 DuckDB thread, 48MB):
+# merges 3.68 s with the default, 2.29 s at 8,192 (commits 2.08 -> 0.33 s); the file grew
+# from 52 to 56 MB. 2,048 was slower (2.73 s) and larger (78 MB).
+SYNC_ROW_GROUP_SIZE = 8192
+
+
+def _open(db_path: str, read_only: bool, row_group_size: int | None
+          ) -> duckdb.DuckDBPyConnection:
+    if row_group_size is None or db_path == ":memory:" or db_path.startswith("md:"):
+        return duckdb.connect(db_path, read_only=read_only)
+    # ROW_GROUP_SIZE is an option of ATTACH, not of connect(): the file is attached to an
+    # in-memory connection and made the default catalog, so every name resolves as before.
+    con = duckdb.connect()
+    try:
+        quoted = "'" + db_path.replace("'", "''") + "'"
+        mode = ", READ_ONLY" if read_only else ""
+        con.execute(f"ATTACH {quoted} AS batchlake (ROW_GROUP_SIZE {int(row_group_size)}{mode})")
+        con.execute("USE batchlake")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
