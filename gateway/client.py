@@ -8,6 +8,7 @@ on 2 cores. By-id retrievals run on a bounded thread pool sharing the same pool.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
 import time
@@ -80,11 +81,11 @@ class Page:
         return min(ints) if ints else None
 
 
-def _decode_page(body: bytes) -> Any:
+def _decode_page(body: bytes, keep_raw: bool = True) -> Any:
     """A list page as typed records where it fits them (validated in C, raw payloads left
     undecoded), else as plain JSON for the exact per-object path."""
     try:
-        return decode_page(body)
+        return decode_page(body, keep_raw=keep_raw)
     except NotTyped:
         return orjson.loads(body)
 
@@ -357,8 +358,8 @@ class GatewayClient:
             params: dict[str, Any] = {"provider": provider, "limit": limit}
             if cursor:
                 params["after"] = cursor
-            body = self.get_json("/v1/batches", params,
-                                 _decode_page if typed else orjson.loads)
+            body = self.get_json("/v1/batches", params, functools.partial(
+                _decode_page, keep_raw=self.settings.store_raw) if typed else orjson.loads)
             if isinstance(body, dict):
                 if not isinstance(body.get("data", []), list | None):
                     raise GatewayBadResponse(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 # One status vocabulary across providers.
 STATUS_VOCABULARY: tuple[str, ...] = (
@@ -61,8 +63,9 @@ def _seconds_between(a: str, b: pl.Expr) -> pl.Expr:
     return (b - pl.col(a)).dt.total_microseconds() / 1_000_000
 
 
-def derive_batch_columns(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
-    """Add status_norm, is_terminal, window, deadline, durations and is_overdue."""
+def derive_batch_columns(df: Frame, as_of: datetime) -> Frame:
+    """Add status_norm, is_terminal, window, deadline, durations and is_overdue (to a frame,
+    or to a lazy plan)."""
     end = pl.coalesce("completed_at", "failed_at", "expired_at", "cancelled_at")
     df = df.with_columns(
         status_norm_expr().alias("status_norm"),

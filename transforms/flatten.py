@@ -421,12 +421,22 @@ def flatten_objects(
                 meta_ids.extend([bid] * len(m))
                 meta_keys.extend(m)
                 meta_values.extend(m.values())
+    return frames(cols, rejected, provider, as_of, errors=error_rows,
+                  metadata=(meta_ids, meta_keys, meta_values), rejects=rejects,
+                  duplicates=duplicates)
+
+
+def frames(cols: dict[str, list[Any]], rejected: set[int], provider: str, as_of: datetime, *,
+           errors: list[dict[str, Any]] | dict[str, list[Any]],
+           metadata: tuple[list[str], list[str], list[str]],
+           rejects: list[dict[str, Any]], duplicates: int) -> FlatFrames:
+    """The chunk's frames from its checked columns (either path's), children and rejects."""
     batches = _batches_frame(cols, rejected, provider, as_of)
     created = batches.get_column("created_at")
     return FlatFrames(
         batches=batches,
-        errors=_child_frame(error_rows, provider, BATCH_ERRORS.columns),
-        metadata=_metadata_frame(meta_ids, meta_keys, meta_values, provider),
+        errors=_child_frame(errors, provider, BATCH_ERRORS.columns),
+        metadata=_metadata_frame(*metadata, provider),
         rejects=rejects,
         duplicates=duplicates,
         newest_created_at=_epoch(created.max()),
@@ -457,15 +467,13 @@ _OPTIONAL_COUNTS = [f"request_{n}" for n in COUNT_FIELDS if n not in ALWAYS_SENT
 
 def _batches_frame(cols: dict[str, list[Any]], rejected: set[int], provider: str,
                    as_of: datetime) -> pl.DataFrame:
-    # Types were checked above, so polars may take its strict (fast) constructor; float
-    # columns may still hold JSON integers, which need the converting one.
-    data = {name: pl.Series(name, cols[name], dtype=dtype, strict=dtype != pl.Float64())
-            for name, dtype in _ROW_COLUMNS}
+    data = {name: _series(name, cols[name], dtype) for name, dtype in _ROW_COLUMNS}
     df = pl.DataFrame(data)
     if rejected:
         keep = [i not in rejected for i in range(df.height)]
         df = df.filter(pl.Series(keep))
-    df = df.with_columns(
+    # One lazy plan for the casts and every derived column: polars runs it in one pass.
+    lazy = df.lazy().with_columns(
         pl.lit(provider, pl.String).alias("provider"),
         *[pl.col(c).fill_null(0) for c in _OPTIONAL_COUNTS],  # Bifrost omits zeros
         *[
@@ -473,7 +481,13 @@ def _batches_frame(cols: dict[str, list[Any]], rejected: set[int], provider: str
             for t in _TS_COLUMNS
         ],
     )
-    return derive_batch_columns(df, as_of).select(STAGED_BATCH_COLUMNS)
+    return derive_batch_columns(lazy, as_of).select(STAGED_BATCH_COLUMNS).collect()
+
+
+def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
+    """A column from checked values: polars may take its strict (fast) constructor; float
+    columns may still hold JSON integers, which need the converting one."""
+    return pl.Series(name, values, dtype=dtype, strict=dtype != pl.Float64())
 
 
 def _child_frame(rows: list[dict[str, Any]] | dict[str, list[Any]], provider: str,

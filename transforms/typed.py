@@ -35,15 +35,11 @@ from batchlake.transforms.flatten import (
     INT64_MIN,
     MAX_UNIX_SECONDS,
     FlatFrames,
-    _batches_frame,
-    _child_frame,
-    _epoch,
-    _metadata_frame,
+    frames,
 )
 from batchlake.transforms.redact import redact
 from batchlake.transforms.schema import (
     ALWAYS_SENT_COUNTS,
-    BATCH_ERRORS,
     PASSTHROUGH_EXTRA_FIELDS,
 )
 
@@ -107,16 +103,33 @@ ListPage: Any = msgspec.defstruct("ListPage", [
 ], kw_only=True, gc=False)  # the page's other keys (object, first_id, …) are not read
 
 _DECODER = msgspec.json.Decoder(ListPage)
+_RAW_KEYS = ("raw_request", "raw_response", *PASSTHROUGH_EXTRA_FIELDS)
 _NO_ERRORS, _NO_XF, _NO_CACHE = Errors(), ExtraFields(), CacheDebug()
 
 
-def decode_page(body: bytes) -> Any:
+def decode_page(body: bytes, *, keep_raw: bool = True) -> Any:
     """A list page as typed records (``.data``, ``.has_more``, ``.next_cursor``,
-    ``.last_id``); raises ``NotTyped`` if it needs the exact path."""
+    ``.last_id``); raises ``NotTyped`` if it needs the exact path. Without ``keep_raw`` the
+    raw payloads are dropped at once (they are stored only with --store-raw)."""
     try:
-        return _DECODER.decode(body)
+        page = _DECODER.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as e:
         raise NotTyped(str(e)) from None
+    _detach(page.data or (), keep_raw)
+    return page
+
+
+def _detach(records: Sequence[Any], keep_raw: bool) -> None:
+    """Let the page's bytes go: a Raw field is a view into the body, so one raw payload
+    would hold its whole page in memory until the part is flattened (~1 KB an object)."""
+    for x in map(_XFS, records):
+        if x is None:
+            continue
+        for key in _RAW_KEYS:
+            raw = getattr(x, key)
+            if raw:
+                setattr(x, key, msgspec.Raw(bytes(raw)) if keep_raw or key not in (
+                    "raw_request", "raw_response") else _NO_RAW)
 
 
 def record_ids(records: Sequence[Any]) -> list[str]:
@@ -193,16 +206,9 @@ def flatten_records(records: Sequence[Any], provider: str, *, as_of: datetime,
                     value = _raw_value(raw) if raw else None
                     if value is not None:
                         cols[key][i] = orjson.dumps(redact(value)).decode()
-    batches = _batches_frame(cols, set(), provider, as_of)
-    created = batches.get_column("created_at")
-    return FlatFrames(
-        batches=batches,
-        errors=_child_frame(error_cols, provider, BATCH_ERRORS.columns),
-        metadata=_metadata_frame(meta_ids, meta_keys, meta_values, provider),
-        duplicates=duplicates,
-        newest_created_at=_epoch(created.max()),
-        oldest_created_at=_epoch(created.min()),
-    )
+    return frames(cols, set(), provider, as_of, errors=error_cols,
+                  metadata=(meta_ids, meta_keys, meta_values), rejects=[],
+                  duplicates=duplicates)
 
 
 _ERRORS = operator.attrgetter("errors")
@@ -219,21 +225,21 @@ def _error_columns(ids: list[str], errs: list[Any]
     n = len(ids)
     counts: list[int] = [0] * n
     texts: list[str | None] = [None] * n
-    child: dict[str, list[Any]] = {"batch_id": [], "idx": [], **{k: [] for k in _ERROR_NAMES}}
+    entries: list[Any] = []
+    child: dict[str, list[Any]] = {"batch_id": [], "idx": []}
     for i, e in enumerate(errs):
         data = e.data
         if not data:
             continue
-        entries = []
-        for k, entry in enumerate(data):
-            child["batch_id"].append(ids[i])
-            child["idx"].append(k)
-            fields = {name: getattr(entry, name) for name in _ERROR_NAMES}
-            for name, v in fields.items():
-                child[name].append(v)
-            entries.append(fields)
-        counts[i] = len(data)
-        texts[i] = orjson.dumps(entries, option=_JSON_OPTS).decode()
+        k = len(data)
+        child["batch_id"].extend([ids[i]] * k)
+        child["idx"].extend(range(k))
+        entries.extend(data)
+        counts[i] = k
+        texts[i] = orjson.dumps(list(map(msgspec.structs.asdict, data)),
+                                option=_JSON_OPTS).decode()
+    for name in _ERROR_NAMES:
+        child[name] = list(map(operator.attrgetter(name), entries))
     return child, counts, texts
 
 
