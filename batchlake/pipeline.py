@@ -98,8 +98,9 @@ class Sink(Protocol):
                    result_lines: int = 0, results_failed: int = 0, deferred: int = 0,
                    plan: str = "") -> None: ...
     def stage_chunk(self, flat: FlatFrames) -> Any: ...
-    def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime
-                          ) -> Future[ChunkCounts]: ...
+    def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime,
+                          now: bool = True) -> Future[ChunkCounts]: ...
+    def merge_waiting_now(self) -> None: ...
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime
                     ) -> None: ...
     def open_batches(self, provider: str) -> list[tuple[Any, ...]]: ...
@@ -133,11 +134,14 @@ class FrameCollector:
         return flat  # kept in memory: the frames travel back to the flow
 
     def load_staged_async(self, staged: list[FlatFrames], *, run_id: str,
-                          observed_at: datetime) -> Future[ChunkCounts]:
+                          observed_at: datetime, now: bool = True) -> Future[ChunkCounts]:
         self.frames.extend(staged)
         done: Future[ChunkCounts] = Future()
         done.set_result(ChunkCounts(rejected=sum(len(f.rejects) for f in staged)))
         return done
+
+    def merge_waiting_now(self) -> None:
+        return None
 
     def add_rejects(self, rejects: list[dict[str, Any]], *, run_id: str, at: datetime) -> None:
         self.rejects.extend(rejects)
@@ -184,6 +188,7 @@ class RunContext:
     logger: logging.Logger | logging.LoggerAdapter[Any] = log
     prices: PriceCache = field(default=None)  # type: ignore[assignment]
     refetch_results: bool = False
+    providers_at_once: int = 1  # syncs sharing the flattening budget (settings.flatten_size)
 
     def __post_init__(self) -> None:
         if self.prices is None:
@@ -200,7 +205,8 @@ def short_gil_switches(interval_s: float = 0.0002) -> Iterator[None]:
     """Let threads take turns on the GIL every ``interval_s`` while syncs run, then restore
     the interpreter's setting. The prefetch thread needs the GIL briefly and often (HTTP
     parsing, JSON) and, with Python's default 5 ms, waits behind flattening on the other
-    thread; at 0.2 ms a sync of ~1 KB objects ran ~12% faster here (bench/)."""
+    thread; at 0.2 ms a sync of ~1 KB objects ran ~12% faster here (bench/). With five
+    providers at once it costs ~6% more CPU for the same wall time (the wild mix)."""
     global _SWITCH_USERS, _SWITCH_SAVED
     with _SWITCH_LOCK:
         if _SWITCH_USERS == 0:
@@ -279,7 +285,11 @@ class _Chunker:
         # open ids are kept, so memory does not grow with the sync.
         self.unseen_open: dict[str, None] = {}
         settings = ctx.settings
-        self.part_size = max(1, min(settings.flatten_size, settings.chunk_size))
+        # The providers syncing at once share the flattening budget: one provider alone
+        # flattens big parts (fewer, cheaper steps), five at once smaller ones, so that
+        # memory stays the same. At most half a transaction, so two parts can wait.
+        share = settings.flatten_size // max(1, ctx.providers_at_once)
+        self.part_size = max(1, min(share, settings.chunk_size // 2 or 1))
         self.max_pending = max(1, settings.chunk_size // self.part_size)  # parts unmerged
 
     def expect_open(self, open_ids: list[str]) -> None:
@@ -321,10 +331,14 @@ class _Chunker:
         if not self.staged:
             return
         staged, self.staged = self.staged, []
+        wh = self.ctx.warehouse
+        if len(self.pending) >= self.max_pending:
+            wh.merge_waiting_now()  # about to wait for the oldest: do not let it wait
         while len(self.pending) >= self.max_pending:
             self.result.counts.add(self.pending.pop(0).result())
-        self.pending.append(self.ctx.warehouse.load_staged_async(
-            staged, run_id=self.ctx.run_id, observed_at=self.ctx.started_at))
+        # The loader may hold it back until a full group waits (every provider's parts).
+        self.pending.append(wh.load_staged_async(
+            staged, run_id=self.ctx.run_id, observed_at=self.ctx.started_at, now=False))
 
     def stale_open(self) -> list[str]:
         """Open batches neither loaded nor buffered by this run. The buffer is not flushed
@@ -336,6 +350,7 @@ class _Chunker:
     def drain(self) -> None:
         """Flush and wait until every chunk is committed (or raise its error)."""
         self.flush()
+        self.ctx.warehouse.merge_waiting_now()
         try:
             while self.pending:
                 self.result.counts.add(self.pending.pop(0).result())
@@ -527,7 +542,7 @@ def sync(
                       group_rows=settings.chunk_size) as wh, \
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger,
-                         prices, refetch_results)
+                         prices, refetch_results, providers_at_once=len(provs))
         with ThreadPoolExecutor(max_workers=max(1, len(provs)),
                                 thread_name_prefix="provider") as pool:
             results = list(pool.map(

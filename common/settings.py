@@ -69,9 +69,11 @@ class Settings:
     # batches (fewer, larger merges; DuckDB's work per row drops ~30%). It fits DuckDB's 48MB
     # sync cap with ~1 KB objects even at 40MB; 20,000 did not fit, and 30,000 ran out.
     chunk_size: int = 15_000
-    # Five providers flatten at once, each holding one part: 5,000 peaked at ~340 MB RSS
-    # with the wild mix (bench/bench_sync.py), 2,000 at ~280 MB, as fast.
-    flatten_size: int = 2000
+    # Objects flattened at a time, shared by the providers syncing at once (each flattens
+    # parts of its share, at most half a chunk). Measured with bench/bench_sync.py: five
+    # providers with parts of 5,000 peaked at ~340 MB RSS (the wild mix), of 2,000 at ~280 MB,
+    # as fast; one provider ran 14% faster with parts of 7,500 than of 2,000.
+    flatten_size: int = 10_000
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB
     # The schedule's interval: long-open batches are re-read every 2, 5, 15 of these once

@@ -120,9 +120,11 @@ def sync_batches(
     started = now_utc()
     _RESULTS[run_id] = {}
     with short_gil_switches(), \
-            Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
+            Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s,
+                      group_rows=settings.chunk_size) as wh, \
             GatewayClient(settings) as client:
-        ctx = RunContext(settings, wh, client, run_id, started, full_refresh, None, logger)
+        ctx = RunContext(settings, wh, client, run_id, started, full_refresh, None, logger,
+                         providers_at_once=len(provs))
         if not distributed:
             # Remote workers receive a pickled copy of this module's state: a live
             # connection in it could not travel, so only the thread path registers.
