@@ -170,11 +170,14 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
         assert proc.returncode == -signal.SIGKILL
         con = duckdb.connect(db)  # opens, replays its WAL
         n = con.execute("SELECT count(*) FROM batches").fetchone()
+        snaps = con.execute("SELECT count(*) FROM batch_snapshots").fetchone()
         bad = con.execute("""SELECT count(*) FROM batches b LEFT JOIN (
             SELECT provider, batch_id, count(*) n FROM batch_errors GROUP BY ALL) e
             USING (provider, batch_id) WHERE b.errors_count <> coalesce(e.n, 0)""").fetchone()
         con.close()
-        assert n is not None and 0 < n[0] < 20_000 and n[0] % 500 == 0
+        # Whole transactions only: whole pages, each batch with its snapshot and children.
+        assert n is not None and 0 < n[0] < 20_000 and n[0] % 100 == 0
+        assert snaps == n
         assert bad == (0,)
         res = run_cli("sync", "--base-url", gw.base_url, "--providers", "openai", "--db", db,
                       "--quiet", "--no-results")

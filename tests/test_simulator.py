@@ -104,3 +104,41 @@ def test_rich_metadata_gives_the_issues_kilobyte_objects_and_still_validates() -
     assert tagged and all(len(o["metadata"]) == 12 for o in tagged)
     sizes = [len(json.dumps(o, separators=(",", ":"))) for o in tagged]
     assert 800 <= sum(sizes) / len(sizes) <= 1300
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "bedrock", "azure"])
+def test_wild_bodies_validate_against_bifrost_schema_too(provider: str) -> None:
+    lists, one = validator("BatchListResponse"), validator("BatchRetrieveResponse")
+    with SimGateway(400, seed=9, wild=True, metadata_keys=8) as gw, \
+            httpx.Client(base_url=gw.base_url) as c:
+        dressed = 0
+        for _ in range(2):
+            body = c.get("/v1/batches", params={"provider": provider, "limit": 200}).json()
+            assert not errors(lists, body)
+            dressed += sum("raw_request" in o["extra_fields"] for o in body["data"])
+            for o in body["data"][:5]:
+                r = c.get(f"/v1/batches/{quote(o['id'], safe='')}",
+                          params={"provider": provider})
+                assert r.status_code == 200 and not errors(one, r.json())
+            gw.advance(12 * 3600)
+        assert dressed > 0
+
+
+def test_the_wild_gateway_runs_from_the_cli() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "batchlake", "gateway", "--port", "0",
+                             "--batches", "200", "--wild"], stderr=subprocess.PIPE, text=True,
+                            cwd=root)
+    try:
+        assert proc.stderr is not None
+        port = int(proc.stderr.readline().split("http://127.0.0.1:")[1].split()[0])
+        body = httpx.get(f"http://127.0.0.1:{port}/v1/batches",
+                         params={"provider": "anthropic", "limit": 100}, timeout=10).json()
+        assert any("raw_response" in o["extra_fields"] for o in body["data"])
+        assert any((o.get("errors") or {}).get("data") for o in body["data"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
