@@ -52,7 +52,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements-bench.lock
-	$(PY) bench/bench_sync.py --sizes 10000,100000
+	$(PY) bench/bench_sync.py --sizes 100000 --runs 3
 
 bench-incremental: $(STAMP)
 	$(PY) bench/bench_incremental.py --size 100000

@@ -155,8 +155,11 @@ def start_gateway(n: int, providers: str, *extra: str) -> tuple[subprocess.Popen
 def run(name: str, code: str, args: list[str], env: dict[str, str] | None = None
         ) -> dict[str, float] | None:
     start = time.perf_counter()
+    # `python -c` puts the working directory first on sys.path: the baseline runs in its
+    # own tree so that `import batchlake` finds that version, not this checkout.
+    cwd = env["PYTHONPATH"] if env and "PYTHONPATH" in env else ROOT
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
+                         cwd=cwd, env=env)
     wall = time.perf_counter() - start
     if res.returncode != 0:
         print(f"  {name}: failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -196,7 +199,12 @@ def baseline_env(ref: str, into: Path) -> dict[str, str]:
     for layer in ("common", "gateway", "transforms", "warehouse", "sql", "flows", "simulator"):
         if (src / layer).is_dir():
             (tree / layer).symlink_to(src / layer)
-    return {**os.environ, "PYTHONPATH": str(tree.parent)}
+    env = {**os.environ, "PYTHONPATH": str(tree.parent)}
+    check = subprocess.run([sys.executable, "-c", "import batchlake.pipeline as p; "
+                            "print(p.__file__)"], env=env, cwd=tree.parent,
+                           capture_output=True, text=True, check=True).stdout
+    assert check.startswith(str(into)), f"baseline imports {check.strip()}, not {ref}"
+    return env
 
 
 def mean_object_bytes(url: str, providers: list[str]) -> float:
