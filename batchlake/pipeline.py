@@ -264,19 +264,18 @@ class _Chunker:
 
     Flattening (Python, holds the GIL) runs here, and so does staging each flattened part as
     Parquet (polars, in Rust), while earlier parts merge on the warehouse's loader thread
-    (DuckDB, without the GIL): the two cores work at once. Each staged part of
-    ``flatten_size`` objects goes to the loader at once; the loader merges everything waiting,
-    every provider's parts, up to ``chunk_size`` objects in one transaction (merges of
-    15,000-20,000 rows cost DuckDB ~30% less per row than merges of 5,000, measured with ~1 KB
-    objects). So the first merge starts with the first part, and no provider waits for its
-    own chunk to fill. At most ``chunk_size`` objects of a provider wait unmerged: that bounds
-    the staged files and the flattening's lead."""
+    (DuckDB, without the GIL): the two cores work at once. Each staged part goes to the
+    loader at once; the loader merges every provider's waiting parts, up to ``chunk_size``
+    objects in one transaction, once that many wait or someone is about to wait for one
+    (merges of 15,000-20,000 rows cost DuckDB ~30% less per row than merges of 5,000,
+    measured with ~1 KB objects). So no provider waits for a chunk of its own to fill. At
+    most ``chunk_size`` objects of a provider wait unmerged: that bounds the staged files
+    and the flattening's lead."""
 
     def __init__(self, ctx: RunContext, provider: str, result: ProviderResult) -> None:
         self.ctx, self.provider, self.result = ctx, provider, result
         self.buffer: list[Any] = []
         self.buffer_typed = False  # the buffer holds typed records (transforms/typed.py)
-        self.staged: list[Any] = []  # staged parts not yet handed to the loader
         self.newest: int | None = None
         self.pending: list[Future[ChunkCounts]] = []
         # Batches stored as open when the run began and not yet seen by it, newest first:
@@ -319,18 +318,9 @@ class _Chunker:
                 del self.unseen_open[bid]
         if flat.duplicates:
             self.result.warnings.append(f"{flat.duplicates} duplicate ids in one chunk")
-        self.staged.append(ctx.warehouse.stage_chunk(flat))
-        self.submit()
+        self.submit(ctx.warehouse.stage_chunk(flat))
 
-    def flush(self) -> None:
-        """Flatten what is buffered and hand everything staged to the loader."""
-        self.flush_part()
-        self.submit()
-
-    def submit(self) -> None:
-        if not self.staged:
-            return
-        staged, self.staged = self.staged, []
+    def submit(self, staged: Any) -> None:
         wh = self.ctx.warehouse
         if len(self.pending) >= self.max_pending:
             wh.merge_waiting_now()  # about to wait for the oldest: do not let it wait
@@ -338,7 +328,7 @@ class _Chunker:
             self.result.counts.add(self.pending.pop(0).result())
         # The loader may hold it back until a full group waits (every provider's parts).
         self.pending.append(wh.load_staged_async(
-            staged, run_id=self.ctx.run_id, observed_at=self.ctx.started_at, now=False))
+            [staged], run_id=self.ctx.run_id, observed_at=self.ctx.started_at, now=False))
 
     def stale_open(self) -> list[str]:
         """Open batches neither loaded nor buffered by this run. The buffer is not flushed
@@ -348,8 +338,8 @@ class _Chunker:
         return [bid for bid in self.unseen_open if bid not in buffered]
 
     def drain(self) -> None:
-        """Flush and wait until every chunk is committed (or raise its error)."""
-        self.flush()
+        """Flush and wait until every part is committed (or raise its error)."""
+        self.flush_part()
         self.ctx.warehouse.merge_waiting_now()
         try:
             while self.pending:

@@ -269,17 +269,17 @@ class Warehouse:
             raise
         self._parts = itertools.count()
         self.lock = threading.RLock()
-        # One loader thread: merges run while the callers flatten the next chunks. Loads
-        # wait in one queue, shared by every provider's sync, and the loader takes all that
-        # waits (up to group_rows objects) into one transaction: it starts on the first part
-        # staged, and while it merges the next group fills (group commit).
+        # One loader thread: merges run while the callers flatten the next parts. Loads wait
+        # in one queue, shared by every provider's sync, and the loader takes what waits (up
+        # to group_rows objects) into one transaction once a group's worth waits or a caller
+        # is about to wait on a load; while it merges, the next group fills (group commit).
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-loader")
         self._waiting: collections.deque[_Load] = collections.deque()
         self._waiting_changed = threading.Condition()
         self._waiting_rows = 0
         self._urgent = False  # merge what waits now, even less than a group
         self.group_rows = group_rows
-        # Staged rows live in memory until merged: at most two transactions' worth wait.
+        # Staged parts wait as files until merged: at most two transactions' worth.
         self.max_waiting_rows = 2 * group_rows
 
     @_oom_is_a_setting
@@ -324,7 +324,7 @@ class Warehouse:
         ``merge_waiting_now`` — as a sync does before it waits on a future."""
         load = _Load(staged, run_id, observed_at, Future())
         with self._waiting_changed:
-            # Rows waiting are rows in memory: past the bound, the caller waits its turn.
+            # Past the bound on what waits unmerged, the caller waits its turn.
             while self._waiting and self._waiting_rows + load.rows > self.max_waiting_rows:
                 self._waiting_changed.wait()
             self._waiting.append(load)
