@@ -156,9 +156,14 @@ def _statement(text: str) -> MergeStatement:
 
 @dataclass(frozen=True)
 class MergePlan:
-    """A chunk's merge: stage it (01), count what is new/changed/unchanged (02), then run
-    the statements those counts call for (03-05)."""
+    """A load group's merge. First ``sql/append``: key the group (01) and probe it (02); a
+    group of new batches, each once, is appended as read (03). Any other group takes the
+    general merge, ``sql/merge``: stage it (01), count what is new/changed/unchanged (02),
+    then run the statements those counts call for (03-05)."""
 
+    keys: list[MergeStatement]
+    probe_query: str
+    append: list[MergeStatement]
     stage: list[MergeStatement]
     counts_query: str
     apply: list[MergeStatement]
@@ -173,12 +178,13 @@ def merge_plan() -> MergePlan:
         values = merge_values()
 
         def parse(name: str) -> list[MergeStatement]:
-            return [_statement(t) for t in sql.statements(sql.render(
-                sql.read(f"merge/{name}"), values))]
+            return [_statement(t) for t in sql.statements(sql.render(sql.read(name), values))]
 
         names = sql.listing("merge")
-        _PLAN = MergePlan(parse("01_stage.sql"), sql.read("merge/02_counts.sql"),
-                          [st for n in names if n[:2] > "02" for st in parse(n)])
+        _PLAN = MergePlan(parse("append/01_keys.sql"), sql.read("append/02_probe.sql"),
+                          parse("append/03_append.sql"),
+                          parse("merge/01_stage.sql"), sql.read("merge/02_counts.sql"),
+                          [st for n in names if n[:2] > "02" for st in parse(f"merge/{n}")])
     return _PLAN
 
 
@@ -462,22 +468,37 @@ class Warehouse:
                         "'" + chunk.files[name].replace("'", "''") + "'" for chunk in staged)
                     con.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{name} AS "
                                 f"SELECT * FROM read_parquet([{paths}])")
-                plan = merge_plan()
-                for stmt in plan.stage:
-                    con.execute(stmt.text, stmt.params(observed_at, run_id))
-                # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a
-                # result is unfinished.
-                counts = ChunkCounts()
-                for provider, *row in con.execute(plan.counts_query).fetchall():
-                    c = ChunkCounts(*(int(v) for v in row))
-                    c.snapshots = c.inserted + c.updated
-                    by_provider[provider] = c
-                    counts.add(c)
-                for stmt in plan.apply:
-                    if stmt.applies(counts):
-                        con.execute(stmt.text, stmt.params(observed_at, run_id))
+                by_provider = self._merge_staged(con, observed_at, run_id)
             if rejects:
                 self._insert_rejects(rejects, run_id, observed_at)
+        return by_provider
+
+    @staticmethod
+    def _merge_staged(con: duckdb.DuckDBPyConnection, observed_at: datetime, run_id: str
+                      ) -> dict[str, ChunkCounts]:
+        """Run the merge plan over the incoming_* views, inside the caller's transaction."""
+        plan = merge_plan()
+
+        def run(statements: list[MergeStatement]) -> None:
+            for stmt in statements:
+                con.execute(stmt.text, stmt.params(observed_at, run_id))
+
+        by_provider: dict[str, ChunkCounts] = {}
+        run(plan.keys)
+        # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a result is
+        # unfinished.
+        probe = con.execute(plan.probe_query).fetchall()
+        if not any(repeated or stored for _, _, repeated, stored in probe):
+            run(plan.append)
+            return {p: ChunkCounts(inserted=int(n), snapshots=int(n)) for p, n, _, _ in probe}
+        run(plan.stage)
+        counts = ChunkCounts()
+        for provider, *row in con.execute(plan.counts_query).fetchall():
+            c = ChunkCounts(*(int(v) for v in row))
+            c.snapshots = c.inserted + c.updated
+            by_provider[provider] = c
+            counts.add(c)
+        run([stmt for stmt in plan.apply if stmt.applies(counts)])
         return by_provider
 
     def _insert_rejects(self, rejects: list[dict[str, Any]], run_id: str,
