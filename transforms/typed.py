@@ -12,6 +12,7 @@ which decides each object and gives rejects their reasons: both paths give the s
 
 from __future__ import annotations
 
+import itertools
 import operator
 import types
 from collections.abc import Sequence
@@ -122,14 +123,13 @@ def decode_page(body: bytes, *, keep_raw: bool = True) -> Any:
 def _detach(records: Sequence[Any], keep_raw: bool) -> None:
     """Let the page's bytes go: a Raw field is a view into the body, so one raw payload
     would hold its whole page in memory until the part is flattened (~1 KB an object)."""
-    for x in map(_XFS, records):
-        if x is None:
-            continue
-        for key in _RAW_KEYS:
-            raw = getattr(x, key)
-            if raw:
-                setattr(x, key, msgspec.Raw(bytes(raw)) if keep_raw or key not in (
-                    "raw_request", "raw_response") else _NO_RAW)
+    xfs = [x for x in map(_XFS, records) if x is not None]
+    for key in _RAW_KEYS:
+        keep = keep_raw or key not in ("raw_request", "raw_response")
+        get = operator.attrgetter(key)
+        # compress() picks the records whose field is set in C: most are not.
+        for x in itertools.compress(xfs, map(get, xfs)):
+            setattr(x, key, msgspec.Raw(bytes(get(x))) if keep else _NO_RAW)
 
 
 def record_ids(records: Sequence[Any]) -> list[str]:
