@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10,
                     help="scheduled 10-minute runs of the stuck-batches case")
     args = ap.parse_args()
-    proc, url = start_gateway(args.size, "--history-days", str(args.history_days),
+    proc, url = start_gateway(args.size, "openai", "--history-days", str(args.history_days),
                               "--future-share", "0.01")
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-inc-"))
     try:

@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    gw, url = start_gateway(args.size, "--future-share", "0")
+    gw, url = start_gateway(args.size, "openai")
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-overhead-"))
     server = None
     try:
@@ -85,9 +85,10 @@ def main() -> None:
         def fresh_db(name: str, i: int) -> str:
             return str(tmp / f"{name}-{i}.duckdb")
 
-        run("warm-up", BATCHLAKE, [url, fresh_db("warm", 0)])  # the gateway renders its pages
+        run("warm-up", BATCHLAKE, [url, "openai", fresh_db("warm", 0)])  # the gateway renders
+        # its pages; BATCHLAKE takes the url, the providers, the file
         core = [r["objects"] / r["core_per_s"] for i in range(args.repeat)
-                if (r := run("core", BATCHLAKE, [url, fresh_db("core", i)]))]
+                if (r := run("core", BATCHLAKE, [url, "openai", fresh_db("core", i)]))]
         cli = [whole_seconds([*sync_args, "--db", fresh_db("cli", i)], direct_env)
                for i in range(args.repeat)]
         server, prefect_env = start_prefect(tmp / "prefect-home")

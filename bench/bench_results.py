@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each, alternating")
     args = ap.parse_args()
-    proc, url = start_gateway(0, "--future-share", "0", "--big-batch", str(args.requests))
+    proc, url = start_gateway(0, "openai", "--big-batch", str(args.requests))
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-results-bench-"))
     bid = f"batch_big{args.requests}"
     try:
