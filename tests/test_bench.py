@@ -1,0 +1,49 @@
+"""The bench scripts run (at toy sizes: figures are the scripts' business, not the tests'):
+a change to a helper they share broke three of them for a session without a test noticing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(script: str, *args: str) -> str:
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args],
+                         capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "failed" not in res.stderr, res.stderr[-2000:]
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_bench_sync_prints_every_contender_and_the_ratios() -> None:
+    out = bench("bench_sync.py", "--sizes", "300", "--runs", "1", "--no-dlt")
+    for line in ("fetch-stdlib", "fetch-httpx", "batchlake", "batchlake / fetch-httpx"):
+        assert line in out, out
+
+
+@pytest.mark.slow
+def test_bench_incremental_prints_each_sync_and_the_scheduled_runs() -> None:
+    out = bench("bench_incremental.py", "--size", "500", "--runs", "2")
+    for line in ("full ", "re-sync", "incremental", "full again", "with the backoff"):
+        assert line in out, out
+
+
+@pytest.mark.slow
+def test_bench_results_prints_lines_per_second_against_the_peers() -> None:
+    out = bench("bench_results.py", "--requests", "500", "--repeat", "1")
+    assert "lines/s" in out and "vs fetch+parse" in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_bench_overhead_prints_each_way_of_running_a_sync() -> None:
+    out = bench("bench_overhead.py", "--size", "300", "--repeat", "1")
+    for line in ("sync core (in process)", "batchlake sync, direct",
+                 "batchlake sync, Prefect flow run"):
+        assert line in out, out
