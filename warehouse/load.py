@@ -120,7 +120,10 @@ def merge_values() -> dict[str, str]:
     snap = [c.name for c in BATCH_SNAPSHOTS.columns
             if c.name not in ("provider", "batch_id", "observed_at", "run_id")]
     return {
-        "hash_inputs": ", ".join(_hash_input(c) for c in tracked),
+        # One definition for both plans: an appended batch must hash as the general merge
+        # hashes it when it is read again, or it would read as changed.
+        "content_hash": "md5(concat_ws(chr(31), "
+                        + ", ".join(_hash_input(c) for c in tracked) + "))",
         "row_key": ROW_KEY_SQL,
         "snapshot_cols": ", ".join(_q(c) for c in snap),
         "snapshot_cols_s": ", ".join(f"s.{_q(c)}" for c in snap),
@@ -483,7 +486,6 @@ class Warehouse:
             for stmt in statements:
                 con.execute(stmt.text, stmt.params(observed_at, run_id))
 
-        by_provider: dict[str, ChunkCounts] = {}
         run(plan.keys)
         # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a result is
         # unfinished.
@@ -492,6 +494,7 @@ class Warehouse:
             run(plan.append)
             return {p: ChunkCounts(inserted=int(n), snapshots=int(n)) for p, n, _, _ in probe}
         run(plan.stage)
+        by_provider: dict[str, ChunkCounts] = {}
         counts = ChunkCounts()
         for provider, *row in con.execute(plan.counts_query).fetchall():
             c = ChunkCounts(*(int(v) for v in row))

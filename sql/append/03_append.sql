@@ -1,7 +1,7 @@
 -- New batches, appended as staged ($1 observed_at, $2 run_id).
 INSERT INTO batches ({{staged_cols}}, content_hash, row_key, first_seen_at, last_seen_at,
                      last_changed_at, last_run_id)
-SELECT {{staged_cols}}, md5(concat_ws(chr(31), {{hash_inputs}})), {{row_key}}, $1, $1, $1, $2
+SELECT {{staged_cols}}, {{content_hash}}, {{row_key}}, $1, $1, $1, $2
 FROM incoming_batches i;
 
 -- Their first snapshots, read back from the rows just appended (by rowid, as the general

@@ -3,7 +3,7 @@
 -- table on purpose (a frame named like a table makes INSERT ... SELECT read the table: 0 rows,
 -- no error). A batch in several parts keeps its last occurrence, as within one part.
 CREATE OR REPLACE TEMP TABLE stage_batches AS
-SELECT i.*, md5(concat_ws(chr(31), {{hash_inputs}})) AS content_hash, {{row_key}} AS row_key
+SELECT i.*, {{content_hash}} AS content_hash, {{row_key}} AS row_key
 FROM incoming_batches i
 SEMI JOIN (SELECT provider, batch_id, max(part) AS part FROM incoming_batches GROUP BY ALL) last
     ON last.provider = i.provider AND last.batch_id = i.batch_id AND last.part = i.part;
