@@ -85,8 +85,8 @@ def main() -> None:
         def fresh_db(name: str, i: int) -> str:
             return str(tmp / f"{name}-{i}.duckdb")
 
-        run("warm-up", BATCHLAKE, [url, "openai", fresh_db("warm", 0)])  # the gateway renders
-        # its pages; BATCHLAKE takes the url, the providers, the file
+        # BATCHLAKE (bench_sync's runner) takes the url, the providers and the file.
+        run("warm-up", BATCHLAKE, [url, "openai", fresh_db("warm", 0)])  # renders the pages
         core = [r["objects"] / r["core_per_s"] for i in range(args.repeat)
                 if (r := run("core", BATCHLAKE, [url, "openai", fresh_db("core", i)]))]
         cli = [whole_seconds([*sync_args, "--db", fresh_db("cli", i)], direct_env)
