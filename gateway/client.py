@@ -3,20 +3,27 @@
 One ``httpx.Client`` (one keep-alive pool) per ``GatewayClient``. The sync client is used on
 purpose: on one host it beat httpx's async client, and keep-alive matters more than concurrency
 on 2 cores. By-id retrievals run on a bounded thread pool sharing the same pool.
+
+JSON GETs (list pages, by-id reads) go straight to the pool's ``httpx.HTTPTransport`` with
+the headers built once: the client's per-request work (URL merging, auth and cookie flows,
+redirect and hook handling) cost ~300 us of a ~650 us request here, 0.3 s of CPU in a 1,000-page
+sync. Where an environment proxy applies, every request takes the client, which honours it.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import functools
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -117,6 +124,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _proxy_applies(base_url: str) -> bool:
+    """Whether an environment proxy (HTTP_PROXY, ALL_PROXY…, less NO_PROXY) covers the
+    gateway: requests then go through httpx.Client, which routes them by it."""
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(urlsplit(base_url).scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(urlsplit(base_url).hostname or "")
+
+
 def _bifrost_message(body: bytes) -> str:
     """Bifrost's own error message from an error body, else a short excerpt."""
     try:
@@ -140,30 +156,43 @@ class GatewayClient:
 
     def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None
                  ) -> None:
+        """``transport``: an httpx transport to send every request through instead of the
+        keep-alive pool this client makes (environment proxies are then not consulted)."""
         self.settings = settings
         auth = settings.auth
         headers = {"Accept": "application/json", "User-Agent": "batchlake/0.1"}
-        httpx_auth: httpx.Auth | None = None
         if auth.api_key:
             if auth.header_name:
                 headers[auth.header_name] = auth.api_key
             else:
                 headers["Authorization"] = f"Bearer {auth.api_key}"
-        if auth.basic_user is not None:
-            httpx_auth = httpx.BasicAuth(auth.basic_user, auth.basic_password or "")
+        if auth.basic_user is not None:  # as httpx.BasicAuth sends it, built once
+            pair = f"{auth.basic_user}:{auth.basic_password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         headers.update(dict(auth.extra_headers))
+        timeout = httpx.Timeout(settings.timeout_s)
+        if transport is None and not _proxy_applies(settings.base_url):
+            transport = httpx.HTTPTransport(
+                # Plain http needs no TLS context; building one loads the CA store (~16 ms
+                # per run, 10% of an incremental sync). https always verifies unless
+                # --insecure.
+                verify=settings.verify_tls and settings.base_url.startswith("https"),
+                limits=httpx.Limits(max_connections=settings.concurrency + 4,
+                                    max_keepalive_connections=settings.concurrency + 4))
         self._http = httpx.Client(
             base_url=settings.base_url,
             headers=headers,
-            auth=httpx_auth,
-            timeout=httpx.Timeout(settings.timeout_s),
-            # Plain http needs no TLS context; building one loads the CA store (~16 ms per
-            # run, 10% of an incremental sync). https always verifies unless --insecure.
+            timeout=timeout,
             verify=settings.verify_tls and settings.base_url.startswith("https"),
             limits=httpx.Limits(max_connections=settings.concurrency + 4,
                                 max_keepalive_connections=settings.concurrency + 4),
             transport=transport,
         )
+        # The direct path (see the module's docstring): None where a proxy applies.
+        self._direct = transport
+        self._headers = httpx.Headers(self._http.headers)
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._base = str(self._http.base_url).rstrip("/")
         self._reached = False  # a connect error before any answer is a wrong URL, not a blip
         self._where = redact_url(settings.base_url)
 
@@ -270,8 +299,17 @@ class GatewayClient:
                   ) -> Any:
         what = f"GET {path.split('/')[1] if path.count('/') > 1 else path}"
         try:
-            resp = self._http.get(path, params=params)
-            body = resp.read()
+            if self._direct is not None:
+                resp = self._direct.handle_request(httpx.Request(
+                    "GET", self._base + path, params=params, headers=self._headers,
+                    extensions=self._extensions))
+                try:
+                    body = resp.read()
+                finally:
+                    resp.close()
+            else:
+                resp = self._http.get(path, params=params)
+                body = resp.read()
         except httpx.TransportError as e:
             raise self._transport_error(e) from None
         self._reached = True

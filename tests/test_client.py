@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
 from typing import Any
 
@@ -197,3 +198,20 @@ def test_duplicate_ids_across_pages_are_counted(gateway: SimGateway) -> None:
     with client(gateway, page_limit=10) as c:
         listed_ids(c, "openai", rep)
     assert rep.duplicate_ids == 3
+
+
+def test_an_environment_proxy_is_honoured_and_no_proxy_bypasses_it(
+        gateway: SimGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    # JSON reads skip httpx.Client's per-request work, but never where a proxy applies:
+    # here the proxy is a closed port, so a request that honours it cannot get through.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with client(gateway, max_retries=0) as c, pytest.raises(GatewayUnreachable):
+        c.get_json("/v1/batches", {"provider": "openai"})
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with client(gateway) as c:
+        assert len(listed_ids(c, "openai")) == len(gateway.visible("openai"))
