@@ -189,6 +189,8 @@ class RunContext:
     prices: PriceCache = field(default=None)  # type: ignore[assignment]
     refetch_results: bool = False
     providers_at_once: int = 1  # syncs sharing the flattening budget (settings.flatten_size)
+    # One provider flattens, stages and hands over a part at a time (see _Chunker.flush_part).
+    flatten_turn: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.prices is None:
@@ -303,9 +305,20 @@ class _Chunker:
             self.flush_part()
 
     def flush_part(self) -> None:
-        """Flatten and stage what is buffered, and hand it to the loader."""
+        """Flatten and stage what is buffered, and hand it to the loader.
+
+        The providers of a run take turns here (``ctx.flatten_turn``), handing-over
+        included: flattening holds the GIL, so five at once only traded it back and forth
+        (every 0.2 ms, see short_gil_switches), and a provider waiting for its merges holds
+        the others back too, which leaves the loader the CPU it is short of. Measured on
+        100k wild objects over five providers: 6.8 -> 6.4 s of CPU, 4.6 -> 4.2 s wall. The
+        loader never takes the turn, so waiting for it while holding the turn is safe."""
         if not self.buffer:
             return
+        with self.ctx.flatten_turn:
+            self._flush_part()
+
+    def _flush_part(self) -> None:
         objs, self.buffer = self.buffer, []
         ctx = self.ctx
         flatten = flatten_records if self.buffer_typed else flatten_objects
