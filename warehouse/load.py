@@ -288,6 +288,11 @@ class Warehouse:
         self._waiting_rows = 0
         self._urgent = False  # merge what waits now, even less than a group
         self.group_rows = group_rows
+        # The loader idles until the first group waits, and it is the sync's slowest stage:
+        # the first merge takes half a group, so it starts sooner; later groups fill while
+        # it merges. Measured (100k wild objects, five providers, 9 paired runs): 2.4% less
+        # wall (median; the pairs ranged from -9% to +4%).
+        self._group_threshold = max(1, group_rows // 2)
         # Staged parts wait as files until merged: at most two transactions' worth.
         self.max_waiting_rows = 2 * group_rows
 
@@ -356,8 +361,9 @@ class Warehouse:
         """The loads waiting, oldest first, up to group_rows (at least one); none while
         fewer wait and nobody asked for them."""
         with self._waiting_changed:
-            if self._waiting_rows < self.group_rows and not self._urgent:
+            if self._waiting_rows < self._group_threshold and not self._urgent:
                 return []
+            self._group_threshold = self.group_rows
             group: list[_Load] = []
             rows = 0
             while self._waiting:
