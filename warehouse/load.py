@@ -320,8 +320,8 @@ class Warehouse:
         for name in _STAGED_FRAMES:
             df: pl.DataFrame = getattr(flat, name)
             path = str(Path(self._stage_dir) / f"{name}-{part:06d}.parquet")
-            # Uncompressed: the file lives for one merge, on local disk; lz4 cost ~1% of the
-            # sync's wall in writing and reading it back (measured, 100k wild objects).
+            # Uncompressed: the file lives for one merge, on local disk; lz4 cost 1.4% of the
+            # sync's wall in writing and reading it back (median of 7 paired runs, 100k wild).
             df.with_columns(pl.lit(part, pl.Int64).alias(PART_COLUMN)).write_parquet(
                 path, compression="uncompressed", statistics=False)
             files[name] = path
