@@ -133,3 +133,28 @@ def test_an_append_followed_by_the_same_objects_changes_nothing(tmp_path: Path) 
         assert after["batch_snapshots"] == before["batch_snapshots"]
         assert after["batch_errors"] == before["batch_errors"]
         assert after["batch_metadata"] == before["batch_metadata"]
+
+
+def test_an_append_after_rewritten_rows_snapshots_exactly_its_own_batches(
+        tmp_path: Path) -> None:
+    # The append reads its snapshots back by rowid (past the last one stored): rows the
+    # general merge deleted and wrote again, and a checkpoint between, must not confuse it.
+    gw = SimGateway(300, seed=6, wild=True)
+    with Warehouse(str(tmp_path / "g.duckdb")) as wh:
+        load_group(wh, [flat(gw, "openai", 0, 40)])
+        renamed = flat(gw, "openai", 0, 40)
+        renamed.batches = renamed.batches.with_columns(display_name=renamed.batches["batch_id"])
+        assert load_group(wh, [renamed], at=LATER)["openai"].updated == 40
+        wh.query("CHECKPOINT")
+        wh.query("DROP TABLE stage_batches")  # the merge's staged copy: plan_taken looks
+        counts = load_group(wh, [flat(gw, "openai", 40, 30), flat(gw, "anthropic", 0, 25)],
+                            at=LATER)
+        assert plan_taken(wh) == "append"
+        assert {p: c.snapshots for p, c in counts.items()} == {"openai": 30, "anthropic": 25}
+        per_batch = wh.query(
+            "SELECT n, count(*) FROM (SELECT provider, batch_id, count(*) AS n "
+            "FROM batch_snapshots GROUP BY ALL) GROUP BY n ORDER BY n")
+        assert per_batch == [(1, 55), (2, 40)]  # the renamed 40 twice, the new 55 once
+        assert wh.query("SELECT count(*) FROM batch_snapshots s JOIN batches b USING "
+                        "(provider, batch_id) WHERE s.content_hash IS DISTINCT FROM "
+                        "b.content_hash AND s.observed_at = b.last_changed_at") == [(0,)]
