@@ -26,6 +26,7 @@ from batchlake.common.errors import (
     GatewayError,
     GatewayNotFound,
 )
+from batchlake.common.runtime import fewer_gc_passes
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient, ListingReport
 from batchlake.planner import OpenBatch, Plan, plan_requests
@@ -222,6 +223,14 @@ def short_gil_switches(interval_s: float = 0.0002) -> Iterator[None]:
             _SWITCH_USERS -= 1
             if _SWITCH_USERS == 0:
                 sys.setswitchinterval(_SWITCH_SAVED)
+
+
+@contextlib.contextmanager
+def sync_runtime() -> Iterator[None]:
+    """The interpreter settings a sync runs with, restored after it: short GIL switches
+    and fewer passes of the cyclic collector (see each)."""
+    with short_gil_switches(), fewer_gc_passes():
+        yield
 
 
 def new_run_id() -> str:
@@ -540,7 +549,7 @@ def sync(
     prices = PriceCache(settings)
     if settings.results:
         prices.check()  # a bad prices file is one line before any work is done
-    with short_gil_switches(), \
+    with sync_runtime(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s,
                       group_rows=settings.chunk_size) as wh, \
             GatewayClient(settings) as client:
@@ -564,7 +573,7 @@ def sync_results_only(settings: Settings, *, refetch: bool = False,
     prices = PriceCache(settings)
     prices.check()
     results: list[ProviderResult] = []
-    with short_gil_switches(), \
+    with sync_runtime(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, rid, started, logger=logger, prices=prices,

@@ -38,8 +38,8 @@ from batchlake.pipeline import (
     now_utc,
     publish_snapshot,
     record_finish,
-    short_gil_switches,
     sync_provider,
+    sync_runtime,
 )
 from batchlake.results import sync_results
 from batchlake.warehouse import Warehouse
@@ -119,7 +119,7 @@ def sync_batches(
     run_id = f"prefect-{flow_run.get_id() or new_run_id()}"
     started = now_utc()
     _RESULTS[run_id] = {}
-    with short_gil_switches(), \
+    with sync_runtime(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s,
                       group_rows=settings.chunk_size) as wh, \
             GatewayClient(settings) as client:

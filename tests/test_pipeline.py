@@ -278,10 +278,15 @@ def test_last_seen_at_moves_for_open_batches_only(make_gateway: Any, db_path: st
     assert after["batch_done"] == before["batch_done"]  # final: left alone
 
 
-def test_a_sync_leaves_the_interpreters_thread_switching_as_it_was(gateway: Any, db_path: str
-                                                                  ) -> None:
+def test_a_sync_leaves_the_interpreters_thread_switching_and_gc_as_they_were(
+        gateway: Any, db_path: str) -> None:
+    import gc
     import sys
 
-    before = sys.getswitchinterval()
-    sync(settings_for(gateway, db_path))
-    assert sys.getswitchinterval() == before
+    before = sys.getswitchinterval(), gc.get_threshold()
+    during: list[tuple[float, tuple[int, int, int]]] = []
+    sync(settings_for(gateway, db_path),
+         on_progress=lambda *_: during.append((sys.getswitchinterval(), gc.get_threshold())))
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
+    assert during and all(s < before[0] and g[0] >= 10_000 and g[1:] == before[1][1:]
+                          for s, g in during)
