@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -26,7 +25,7 @@ from batchlake.common.errors import (
     GatewayError,
     GatewayNotFound,
 )
-from batchlake.common.runtime import fewer_gc_passes
+from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient, ListingReport
 from batchlake.planner import OpenBatch, Plan, plan_requests
@@ -198,41 +197,6 @@ class RunContext:
             self.prices = PriceCache(self.settings)
 
 
-_SWITCH_LOCK = threading.Lock()
-_SWITCH_USERS = 0
-_SWITCH_SAVED = 0.005
-
-
-@contextlib.contextmanager
-def short_gil_switches(interval_s: float = 0.0002) -> Iterator[None]:
-    """Let threads take turns on the GIL every ``interval_s`` while syncs run, then restore
-    the interpreter's setting. The prefetch thread needs the GIL briefly and often (HTTP
-    parsing, JSON) and, with Python's default 5 ms, waits behind flattening on the other
-    thread; at 0.2 ms a sync of ~1 KB objects ran ~12% faster here (bench/). With five
-    providers at once it costs ~6% more CPU for the same wall time (the wild mix)."""
-    global _SWITCH_USERS, _SWITCH_SAVED
-    with _SWITCH_LOCK:
-        if _SWITCH_USERS == 0:
-            _SWITCH_SAVED = sys.getswitchinterval()
-            sys.setswitchinterval(min(_SWITCH_SAVED, interval_s))
-        _SWITCH_USERS += 1
-    try:
-        yield
-    finally:
-        with _SWITCH_LOCK:
-            _SWITCH_USERS -= 1
-            if _SWITCH_USERS == 0:
-                sys.setswitchinterval(_SWITCH_SAVED)
-
-
-@contextlib.contextmanager
-def sync_runtime() -> Iterator[None]:
-    """The interpreter settings a sync runs with, restored after it: short GIL switches
-    and fewer passes of the cyclic collector (see each)."""
-    with short_gil_switches(), fewer_gc_passes():
-        yield
-
-
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
@@ -318,8 +282,9 @@ class _Chunker:
 
         The providers of a run take turns here (``ctx.flatten_turn``), handing-over
         included: flattening holds the GIL, so five at once only traded it back and forth
-        (every 0.2 ms, see short_gil_switches), and a provider waiting for its merges holds
-        the others back too, which leaves the loader the CPU it is short of. Measured on
+        (every 0.2 ms, see short_gil_switches in common/runtime.py), and a provider waiting
+        for its merges holds the others back too, which leaves the loader the CPU it is
+        short of. Measured on
         100k wild objects over five providers: 6.8 -> 6.4 s of CPU, 4.6 -> 4.2 s wall. The
         loader never takes the turn, so waiting for it while holding the turn is safe."""
         if not self.buffer:

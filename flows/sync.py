@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from batchlake import report as rpt
 from batchlake.common.errors import BatchlakeError, ConfigError
+from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
 from batchlake.flows.remote import fetch_provider_task, settings_from_env
 from batchlake.gateway import GatewayClient
@@ -39,7 +40,6 @@ from batchlake.pipeline import (
     publish_snapshot,
     record_finish,
     sync_provider,
-    sync_runtime,
 )
 from batchlake.results import sync_results
 from batchlake.warehouse import Warehouse
