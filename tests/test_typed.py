@@ -60,6 +60,22 @@ def test_a_typed_page_gives_the_exact_paths_rows_and_refused_ones_go_there(
     assert_same(exact, typed)
 
 
+def test_a_zero_timestamp_is_unset_on_the_typed_path_too() -> None:
+    # The typed path keeps Go's 0 as 0 until the frame is built, where it becomes null: a
+    # 1970 deadline or creation date would mark the batch overdue and skew every duration.
+    obj = {"id": "batch_1", "status": "in_progress", "created_at": 1_764_000_000,
+           "expires_at": 0, "in_progress_at": 0, "completion_window": "24h",
+           "request_counts": {"total": 1, "completed": 0, "failed": 0}}
+    exact, typed = both_paths([obj, {**obj, "id": "batch_2", "created_at": 0}])
+    assert typed is not None
+    assert_same(exact, typed)
+    rows = typed.batches.rows(named=True)
+    assert [r["expires_at"] for r in rows] == [None, None]
+    assert [r["queue_s"] for r in rows] == [None, None]
+    assert rows[1]["created_at"] is None and rows[1]["deadline_at"] is None
+    assert typed.oldest_created_at == typed.newest_created_at == 1_764_000_000
+
+
 def _duplicated(objs: list[Any]) -> list[Any]:
     return objs + [dict(o, status="completed") for o in objs[:2]]
 

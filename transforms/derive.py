@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import polars as pl
 import polars.selectors as cs
@@ -56,14 +57,25 @@ def status_norm_expr() -> pl.Expr:
 
 
 def _window_parts() -> list[pl.Expr]:
-    """'24h' -> 24 and 3600: the number and its unit's seconds ('30m', '2d', '3600s' and a
-    bare number of seconds too; anything else: null). Reads the first step's window."""
+    """'24h' -> 24 and 'h' (a bare number of seconds: ''; anything else: null). Reads the
+    first step's window."""
     w = _tmp("window")
     return [
         w.str.extract(r"^(\d+)\s*[smhd]?$", 1).cast(pl.Int64, strict=False).alias(_TMP + "n"),
-        w.str.extract(r"^\d+\s*([smhd]?)$", 1).replace_strict(
-            {"": 1, **_UNITS}, default=None, return_dtype=pl.Int64).alias(_TMP + "unit"),
+        w.str.extract(r"^\d+\s*([smhd]?)$", 1).alias(_TMP + "unit"),
     ]
+
+
+def _unit_seconds() -> pl.Expr:
+    """The second step's unit in seconds ('' is seconds; anything else null). A when/then
+    chain rather than replace_strict with a mapping: the same values, and 1.2 -> 0.4 ms per
+    part (most of it fixed per call)."""
+    unit = _tmp("unit")
+    seconds: Any = pl.when(unit == "").then(pl.lit(1, pl.Int64))  # Then, then ChainedThen
+    for suffix, s in _UNITS.items():
+        seconds = seconds.when(unit == suffix).then(pl.lit(s, pl.Int64))
+    result: pl.Expr = seconds.otherwise(pl.lit(None, pl.Int64))
+    return result
 
 
 def _seconds_between(a: str, b: pl.Expr) -> pl.Expr:
@@ -73,32 +85,38 @@ def _seconds_between(a: str, b: pl.Expr) -> pl.Expr:
 def derive_batch_columns(df: Frame, as_of: datetime) -> Frame:
     """Add status_norm, is_terminal, window, deadline, durations and is_overdue (to a frame,
     or to a lazy plan)."""
+    for step in derive_steps(as_of):
+        df = df.with_columns(step)
+    return df.drop(cs.starts_with(_TMP))
+
+
+@functools.lru_cache(maxsize=8)
+def derive_steps(as_of: datetime) -> tuple[tuple[pl.Expr, ...], ...]:
+    """The derivation's with_columns steps, built once per run time: a sync flattens dozens
+    of parts with the same ``as_of``, and building these expressions in Python cost about
+    as much per part as polars evaluating them on 2,000 rows (expressions are immutable, so
+    every part and thread can share them)."""
     end = pl.coalesce("completed_at", "failed_at", "expired_at", "cancelled_at")
-    df = df.with_columns(
-        pl.col("status").str.to_lowercase().alias(_TMP + "status"),
-        pl.col("processing_status").str.to_lowercase().alias(_TMP + "processing_status"),
-        pl.col("completion_window").str.strip_chars().str.to_lowercase().alias(_TMP + "window"),
-    )
-    df = df.with_columns(status_norm_expr().alias("status_norm"), *_window_parts())
-    # A window past MAX_WINDOW_S is no window: created_at plus it would leave the timestamp
-    # range. The number is bounded first so that number * unit cannot wrap int64.
     n = _tmp("n")
-    df = df.with_columns(pl.when(n <= MAX_WINDOW_S).then(n * _tmp("unit")).alias(_TMP + "s"))
-    df = df.with_columns(
-        pl.when(_tmp("s") <= MAX_WINDOW_S).then(_tmp("s")).alias("completion_window_s"),
-        pl.col("status_norm").is_in(list(TERMINAL_STATUSES)).alias("is_terminal"),
-    )
-    df = df.with_columns(
-        (pl.col("created_at") + pl.duration(seconds=pl.col("completion_window_s")))
-        .alias("deadline_at"),
-        _seconds_between("created_at", pl.col("in_progress_at")).alias("queue_s"),
-        _seconds_between("in_progress_at", end).alias("processing_s"),
-        _seconds_between("created_at", end).alias("total_s"),
-    )
     now = pl.lit(as_of).dt.replace_time_zone("UTC") if as_of.tzinfo is None else pl.lit(as_of)
-    return df.with_columns(
-        (~pl.col("is_terminal") & (
+    return (
+        (pl.col("status").str.to_lowercase().alias(_TMP + "status"),
+         pl.col("processing_status").str.to_lowercase().alias(_TMP + "processing_status"),
+         pl.col("completion_window").str.strip_chars().str.to_lowercase()
+         .alias(_TMP + "window")),
+        (status_norm_expr().alias("status_norm"), *_window_parts()),
+        # A window past MAX_WINDOW_S is no window: created_at plus it would leave the
+        # timestamp range. The number is bounded first so that number * unit cannot wrap.
+        (pl.when(n <= MAX_WINDOW_S).then(n * _unit_seconds()).alias(_TMP + "s"),),
+        (pl.when(_tmp("s") <= MAX_WINDOW_S).then(_tmp("s")).alias("completion_window_s"),
+         pl.col("status_norm").is_in(list(TERMINAL_STATUSES)).alias("is_terminal")),
+        ((pl.col("created_at") + pl.duration(seconds=pl.col("completion_window_s")))
+         .alias("deadline_at"),
+         _seconds_between("created_at", pl.col("in_progress_at")).alias("queue_s"),
+         _seconds_between("in_progress_at", end).alias("processing_s"),
+         _seconds_between("created_at", end).alias("total_s")),
+        ((~pl.col("is_terminal") & (
             (pl.col("deadline_at") < now).fill_null(False)
             | (pl.col("expires_at") < now).fill_null(False)
-        )).alias("is_overdue")
-    ).drop(cs.starts_with(_TMP))
+        )).alias("is_overdue"),),
+    )

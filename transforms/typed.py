@@ -149,9 +149,9 @@ def _raw_value(raw: msgspec.Raw) -> Any:
     return orjson.loads(bytes(raw))
 
 
-def _column(records: Sequence[Any], key: str, kind: str) -> list[Any]:
-    values = list(map(operator.attrgetter(key), records))
-    return [v or None for v in values] if kind == "ts" else values  # 0: unset
+def _column(records: Sequence[Any], key: str) -> list[Any]:
+    # A timestamp of 0 (Go's "unset") stays 0 here: frames() reads it as null, vectorised.
+    return list(map(operator.attrgetter(key), records))
 
 
 def flatten_records(records: Sequence[Any], provider: str, *, as_of: datetime,
@@ -168,24 +168,24 @@ def flatten_records(records: Sequence[Any], provider: str, *, as_of: datetime,
     n = len(recs)
     with paused_gc():
         cols: dict[str, list[Any]] = {"batch_id": ids}
-        for name, key, kind in _TOP:
-            cols[name] = _column(recs, key, kind)
+        for name, key, _ in _TOP:
+            cols[name] = _column(recs, key)
         rcs = list(map(operator.attrgetter("request_counts"), recs))
-        for name, key, kind in _COUNTS:
-            cols[name] = _column(rcs, key, kind)
+        for name, key, _ in _COUNTS:
+            cols[name] = _column(rcs, key)
         errs = [e if e is not None else _NO_ERRORS for e in map(_ERRORS, recs)]
-        for name, key, kind in _ERRS:
-            cols[name] = _column(errs, key, kind)
+        for name, key, _ in _ERRS:
+            cols[name] = _column(errs, key)
         xfs = [x if x is not None else _NO_XF for x in map(_XFS, recs)]
-        for name, key, kind in _XF:
-            vals = _column(xfs, key, kind)
+        for name, key, _ in _XF:
+            vals = _column(xfs, key)
             if key in _XF_ALIASES:
                 alias = list(map(operator.attrgetter(_XF_ALIASES[key]), xfs))
                 vals = [v if v is not None else a for v, a in zip(vals, alias, strict=True)]
             cols[name] = vals
         cds = [c if c is not None else _NO_CACHE for c in map(_CACHE_DEBUG, xfs)]
-        for name, key, kind in _CACHE:
-            cols[name] = _column(cds, key, kind)
+        for name, key, _ in _CACHE:
+            cols[name] = _column(cds, key)
 
         error_cols, cols["errors_count"], cols["errors_json"] = _error_columns(ids, errs)
         cols["metadata"] = [None] * n
