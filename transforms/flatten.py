@@ -257,9 +257,10 @@ def _bad(values: list[Any], kind: str) -> list[int]:
     if kind == "int":
         return [i for i, v in enumerate(values)
                 if v is not None and (type(v) is not int or not _LO <= v <= _HI)]
-    if kind == "ts":  # 0, negatives, milliseconds and ISO text: all for the slow path
+    if kind == "ts":  # negatives, milliseconds and ISO text go to the slow path; 0 (unset)
+        # stays, as on the typed path: frames() reads it as null.
         return [i for i, v in enumerate(values)
-                if v is not None and (type(v) is not int or v <= 0 or v > MAX_UNIX_SECONDS)]
+                if v is not None and (type(v) is not int or v < 0 or v > MAX_UNIX_SECONDS)]
     if kind == "float":
         return [i for i, v in enumerate(values)
                 if v is not None and type(v) is not float and type(v) is not int]
