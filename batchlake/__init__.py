@@ -27,7 +27,10 @@ from batchlake.common.errors import (
     GatewayServerError,
     GatewayUnreachable,
 )
+from batchlake.common.runtime import configure_polars_allocator
 from batchlake.common.settings import Auth, Settings
+
+configure_polars_allocator()  # before anything imports polars: see common/runtime.py
 
 if TYPE_CHECKING:
     from batchlake.api import Lake, connect, frame, views
