@@ -66,8 +66,10 @@ class Settings:
     # Objects per load transaction at most (the loader groups every provider's waiting parts
     # up to this); flattened (and staged) flatten_size at a time. Measured against
     # 5,000-object loads, interleaved on 2 cores: +20% at 1M batches, +13% at 100k ~1 KB
-    # batches (fewer, larger merges; DuckDB's work per row drops ~30%). It fits DuckDB's 48MB
-    # sync cap with ~1 KB objects even at 40MB; 20,000 did not fit, and 30,000 ran out.
+    # batches (fewer, larger merges; DuckDB's work per row drops ~30%). It fits DuckDB's 32MB
+    # sync cap with ~1 KB objects (100k and 1M: full syncs, full refreshes, and one that
+    # rewrote all 100k; 24MB fits a full sync of 100k but not a full refresh); at the older
+    # 48MB cap 20,000 did not fit, and 30,000 ran out.
     chunk_size: int = 15_000
     # Objects flattened at a time, shared by the providers syncing at once (each flattens
     # parts of its share, at most half a chunk). Measured with bench/bench_sync.py: five
