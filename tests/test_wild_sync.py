@@ -4,7 +4,10 @@ HTTP into real DuckDB files; the loader's group commit across providers, tested 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +16,12 @@ import duckdb
 import orjson
 import pytest
 
+from batchlake.common.errors import DatabaseLocked
 from batchlake.pipeline import sync
 from batchlake.simulator import SimGateway
 from batchlake.transforms.typed import decode_page, flatten_records
-from batchlake.warehouse import Warehouse
+from batchlake.warehouse import Warehouse, load
+from batchlake.warehouse import db as db_mod
 from batchlake.warehouse.db import SYNC_ROW_GROUP_SIZE
 from tests.conftest import rows, run_cli, settings_for
 from tests.expect import compare_row
@@ -144,3 +149,104 @@ def test_a_failed_group_retries_each_load_alone_so_the_others_land(tmp_path: Pat
             bad.result(timeout=60)
         assert wh.query("SELECT provider, count(*) FROM batches GROUP BY ALL") == [
             ("openai", 30)]
+
+
+def _table_rows(db: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every stored row of the batch tables, run times and run ids left out."""
+    out = {}
+    for table, drop in (("batches", "first_seen_at, last_seen_at, last_changed_at, "
+                                     "last_run_id"),
+                        ("batch_snapshots", "observed_at, run_id"),
+                        ("batch_errors", None), ("batch_metadata", None)):
+        cols = f"* EXCLUDE ({drop})" if drop else "*"
+        out[table] = rows(db, f"SELECT {cols} FROM {table} ORDER BY ALL")
+    return out
+
+
+def test_a_sync_that_reattaches_its_file_stores_exactly_what_one_that_does_not_stores(
+        wild: SimGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A big sync detaches and attaches its file every REATTACH_ROWS batches (memory, see
+    # warehouse/db.py); here every ~200, so a sync of 1,500 does it several times.
+    reattached = []
+    real = load.reattach
+    monkeypatch.setattr(load, "reattach", lambda *a, **k: (reattached.append(1), real(*a, **k)))
+    dbs = {}
+    for name, every in (("with", 200), ("without", 0)):
+        monkeypatch.setattr(load, "REATTACH_ROWS", every)
+        dbs[name] = str(tmp_path / f"{name}.duckdb")
+        settings = settings_for(wild, dbs[name], page_limit=50, flatten_size=120,
+                                chunk_size=400, results=False)
+        assert [r.status for r in sync(settings, clock=AS_OF).results] == ["ok"] * 5
+        if every:
+            assert len(reattached) >= 2
+            again = sync(settings, full_refresh=True, clock=AS_OF)  # after re-attaching too
+            assert sum(r.counts.inserted + r.counts.updated for r in again.results) == 0
+        else:
+            sync(settings, full_refresh=True, clock=AS_OF)
+    assert_keys_unique(dbs["with"])
+    assert _table_rows(dbs["with"]) == _table_rows(dbs["without"])
+
+
+_HOLD = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _reader_slips_in(monkeypatch: pytest.MonkeyPatch, db: str, hold_s: float) -> list[float]:
+    """Make another process open the file read-only in the instant a re-attach leaves it
+    free (as a reader's query may): returns when the re-attach got the file back."""
+    real, took = db_mod._attach, []
+
+    def attach_after_a_reader(con: Any, path: str, *args: Any) -> None:
+        if not took:
+            reader = subprocess.Popen([sys.executable, "-c", _HOLD, path, str(hold_s)],
+                                      stdout=subprocess.PIPE, text=True)
+            assert reader.stdout is not None and reader.stdout.readline() == "holding\n"
+            took.append(time.monotonic())
+        real(con, path, *args)
+
+    monkeypatch.setattr(db_mod, "_attach", attach_after_a_reader)
+    return took
+
+
+def _load(wh: Warehouse, flat: Any) -> Any:
+    """A part through the loader, as a sync hands it over."""
+    return wh.load_staged_async([wh.stage_chunk(flat)], run_id="r",
+                                observed_at=AS_OF).result(timeout=60)
+
+
+def test_a_reattach_waits_for_a_reader_that_took_the_file_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = SimGateway(400, seed=2, wild=True)
+    db = str(tmp_path / "r.duckdb")
+    with Warehouse(db, group_rows=10_000) as wh:
+        wh.reattach_rows = 1  # before every merge after the first
+        _load(wh, _flat(gw, "openai", 0, 30))
+        took = _reader_slips_in(monkeypatch, db, hold_s=1.0)
+        _load(wh, _flat(gw, "openai", 30, 30))
+        assert took and time.monotonic() - took[0] >= 1.0  # it waited for the reader
+        assert wh.query("SELECT count(*) FROM batches") == [(60,)]
+
+
+def test_a_reattach_that_cannot_get_the_file_back_says_so_and_keeps_what_was_committed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = SimGateway(400, seed=2, wild=True)
+    db = str(tmp_path / "r.duckdb")
+    with Warehouse(db, group_rows=10_000, lock_timeout_s=0.3) as wh:
+        wh.reattach_rows = 1
+        _load(wh, _flat(gw, "openai", 0, 30))
+        _reader_slips_in(monkeypatch, db, hold_s=3.0)
+        with pytest.raises(DatabaseLocked, match=r"in use by another process.*--lock-timeout"):
+            _load(wh, _flat(gw, "openai", 30, 30))
+    deadline = time.monotonic() + 30
+    while True:  # the reader lets go of the file after its 3 s
+        try:
+            assert rows(db, "SELECT count(*) FROM batches") == [(30,)]
+            break
+        except duckdb.IOException:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)

@@ -39,13 +39,16 @@ from batchlake.transforms.schema import (
 )
 from batchlake.warehouse import publish as _publish
 from batchlake.warehouse.db import (
+    REATTACH_ROWS,
     SYNC_ROW_GROUP_SIZE,
+    can_reattach,
     checkpoint_headroom,
     checkpoint_memory_limit,
     connect,
     memory_limit,
     migrate,
     query_frame,
+    reattach,
     set_memory_limit,
     tune_for_sync,
 )
@@ -261,6 +264,7 @@ class Warehouse:
     def __init__(self, db_path: str, *, lock_timeout_s: float = 30.0,
                  group_rows: int = 15_000) -> None:
         self.db_path = db_path
+        self.lock_timeout_s = lock_timeout_s
         self.con = connect(db_path, lock_timeout_s=lock_timeout_s,
                            row_group_size=SYNC_ROW_GROUP_SIZE)
         try:
@@ -295,6 +299,9 @@ class Warehouse:
         self._group_threshold = max(1, group_rows // 2)
         # Staged parts wait as files until merged: at most two transactions' worth.
         self.max_waiting_rows = 2 * group_rows
+        # Batches merged since the file was (re)attached: see db.REATTACH_ROWS.
+        self.reattach_rows = REATTACH_ROWS if can_reattach(db_path) else 0
+        self._merged_since_attach = 0
 
     @_oom_is_a_setting
     def close(self) -> None:
@@ -386,6 +393,12 @@ class Warehouse:
         if not group:
             return  # taken into an earlier turn's group, or waiting for more
         try:
+            try:
+                self._reattach_if_due()
+            except BaseException as e:  # the file, not a load: no load is tried on its own
+                for load in group:
+                    load.future.set_exception(e)
+                return
             self._merge_group(group)
         except BaseException as e:
             if len(group) == 1 or not isinstance(e, DatabaseError | duckdb.Error):
@@ -404,9 +417,19 @@ class Warehouse:
                 for chunk in load.staged:
                     chunk.remove()
 
+    def _reattach_if_due(self) -> None:
+        """Before a merge, once reattach_rows batches were merged since the file was
+        attached (db.REATTACH_ROWS). Before, not after: a failure is the next group's."""
+        if self.reattach_rows and self._merged_since_attach >= self.reattach_rows:
+            with self.lock:
+                reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
+                         lock_timeout_s=self.lock_timeout_s)
+            self._merged_since_attach = 0
+
     def _merge_group(self, group: list[_Load]) -> None:
         by_provider = self._load_parts([c for load in group for c in load.staged],
                                        run_id=group[0].run_id, observed_at=group[0].observed_at)
+        self._merged_since_attach += sum(load.rows for load in group)
         for load in group:
             counts = ChunkCounts(rejected=sum(len(c.rejects) for c in load.staged))
             for provider in load.providers & by_provider.keys():
