@@ -55,6 +55,11 @@ OnWait = Callable[[str], None]
 _T = TypeVar("_T")
 
 
+def is_local_file(db_path: str) -> bool:
+    """A file on this machine: not DuckDB's in-memory database, not MotherDuck's."""
+    return db_path != ":memory:" and not db_path.startswith("md:")
+
+
 def _waiting_for_lock(db_path: str, open_file: Callable[[], _T], lock_timeout_s: float,
                       on_wait: OnWait | None) -> _T:
     """``open_file()``, tried again while another process holds the file's lock."""
@@ -97,7 +102,7 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
     does, see SYNC_ROW_GROUP_SIZE); readers read any size."""
     if not read_only:
         _check_path(db_path)
-    elif db_path != ":memory:" and not db_path.startswith("md:") and not Path(db_path).exists():
+    elif is_local_file(db_path) and not Path(db_path).exists():
         raise DatabaseError(f"no database at {db_path}; run `batchlake sync` (or make demo) "
                             "first, or pass --db")
     con = _waiting_for_lock(db_path, lambda: _open(db_path, read_only, row_group_size),
@@ -125,7 +130,7 @@ SYNC_ROW_GROUP_SIZE = 8192
 
 def _open(db_path: str, read_only: bool, row_group_size: int | None
           ) -> duckdb.DuckDBPyConnection:
-    if row_group_size is None or db_path == ":memory:" or db_path.startswith("md:"):
+    if row_group_size is None or not is_local_file(db_path):
         return duckdb.connect(db_path, read_only=read_only)
     # ROW_GROUP_SIZE is an option of ATTACH, not of connect(): the file is attached to an
     # in-memory connection and made the default catalog, so every name resolves as before.
@@ -151,14 +156,10 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: str, read_only: bool,
 # memory until the file is detached, and cached blocks of the tables in its buffer pool:
 # in a sync of 1M batches (1M snapshots, 6.4M metadata rows, in row groups of 8,192) that
 # grew the floor between merges by ~45 MB. Measured (bench/, 1M wild objects, five
-# providers, 32MB cap): peak RSS 301 -> 277 MB, 38 -> 41 s; every 75,000 rows 276 MB. A sync
-# of 100k batches or fewer never does it.
+# providers, 32MB cap): peak RSS 301 -> 277-288 MB (four runs), 37-41 s against 38; every
+# 75,000 rows 276 MB (one run). A sync of 100k batches or fewer never does it. Only a local
+# file (``is_local_file``) is attached, so only one is re-attached.
 REATTACH_ROWS = 150_000
-
-
-def can_reattach(db_path: str) -> bool:
-    """Whether ``reattach`` applies: a local file opened by the sync's writer."""
-    return db_path != ":memory:" and not db_path.startswith("md:")
 
 
 def reattach(con: duckdb.DuckDBPyConnection, db_path: str, *, row_group_size: int,

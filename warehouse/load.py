@@ -41,10 +41,10 @@ from batchlake.warehouse import publish as _publish
 from batchlake.warehouse.db import (
     REATTACH_ROWS,
     SYNC_ROW_GROUP_SIZE,
-    can_reattach,
     checkpoint_headroom,
     checkpoint_memory_limit,
     connect,
+    is_local_file,
     memory_limit,
     migrate,
     query_frame,
@@ -300,7 +300,7 @@ class Warehouse:
         # Staged parts wait as files until merged: at most two transactions' worth.
         self.max_waiting_rows = 2 * group_rows
         # Batches merged since the file was (re)attached: see db.REATTACH_ROWS.
-        self.reattach_rows = REATTACH_ROWS if can_reattach(db_path) else 0
+        self.reattach_rows = REATTACH_ROWS if is_local_file(db_path) else 0
         self._merged_since_attach = 0
 
     @_oom_is_a_setting
