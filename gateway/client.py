@@ -317,7 +317,8 @@ class GatewayClient:
 
     def _transport_error(self, e: httpx.HTTPError) -> _Retryable | GatewayUnreachable:
         """An error before any answer: retryable, except a refused first connection (a wrong
-        URL is one clear line, not a minute of retries)."""
+        URL is one clear line, not a minute of retries) and a certificate this machine does
+        not trust (it would fail every retry alike)."""
         if isinstance(e, httpx.ConnectError) and "certificate verify failed" in str(e):
             # Not a blip and not a wrong URL: the same certificate fails every retry.
             reason = str(e).split("certificate verify failed", 1)[1].split("(_ssl")[0]
