@@ -4,8 +4,9 @@ httpx is batchlake's HTTP client: requests, responses, headers, timeouts, conten
 the exception types the gateway client handles all stay httpx's. A transport is the part of
 httpx that moves bytes; httpx's own (httpcore and h11, pure Python) spent ~0.33 ms of CPU
 per 100 KB list page here, holding the GIL that flattening needs, where ``http.client``
-(whose parsing is mostly in C) spends ~0.12 ms. Measured on the wild five-provider mix
-(100k objects, 1,000 pages): the sync ~6% faster, 0.25 s less CPU.
+(buffered reads in C; only its header parsing, through the email package, is Python) spends
+~0.12 ms. Measured on the wild five-provider mix (100k objects, 1,000 pages): the sync 1.10x
+and 1.04x the code before it in two same-run comparisons (bench/bench_sync.py).
 
 What it does and does not do:
 - HTTP/1.1 with keep-alive: one pool of idle connections per (scheme, host, port), reused
