@@ -34,7 +34,8 @@ configure_polars_allocator()  # before anything imports polars: see common/runti
 
 if TYPE_CHECKING:
     from batchlake.api import Lake, connect, frame, views
-    from batchlake.pipeline import SyncReport, sync
+    from batchlake.pipeline import sync
+    from batchlake.run import SyncReport
 
 __all__ = [
     "Auth",
@@ -64,8 +65,12 @@ def __getattr__(name: str) -> Any:
         from batchlake import api
 
         return getattr(api, name)
-    if name in ("sync", "SyncReport"):
+    if name == "sync":
         from batchlake import pipeline
 
-        return getattr(pipeline, name)
+        return pipeline.sync
+    if name == "SyncReport":
+        from batchlake import run
+
+        return run.SyncReport
     raise AttributeError(name)

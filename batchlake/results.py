@@ -11,91 +11,30 @@ with no output (404 gone, 403, 400) is recorded as unavailable with the reason.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from batchlake.common.errors import (
-    ConfigError,
     GatewayBadResponse,
     GatewayError,
     GatewayServerError,
     GatewayUnreachable,
 )
 from batchlake.common.runtime import paused_gc
-from batchlake.common.settings import Settings
 from batchlake.gateway import ResultsBody
-from batchlake.transforms.prices import parse_price_csv, price_table
+from batchlake.run import ProviderResult, RunContext, now_utc
 from batchlake.transforms.redact import scrub_text
 from batchlake.transforms.results import flatten_results
+from batchlake.warehouse import Warehouse
 from batchlake.warehouse import results as store
-
-if TYPE_CHECKING:
-    from batchlake.pipeline import ProviderResult, RunContext
-    from batchlake.warehouse.load import Warehouse
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
 # A load transaction commits once its batches hold this many lines (small batches' lines wait
 # in memory until then: ~25 MB at this size)
 GROUP_LINES = 100_000
 GROUP_BATCHES = 500  # … or this many batches (small batches: one transaction, not 500)
-
-
-def load_prices(settings: Settings) -> pl.DataFrame:
-    """The prices in force: the user's file (``prices``) first, then the shipped table
-    (unless ``prices_only``). A file that cannot be read is one line."""
-    file_prices = None
-    if settings.prices:
-        path = Path(settings.prices)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as e:
-            raise ConfigError(f"cannot read the prices file {settings.prices} ({e.strerror}); "
-                              "pass --prices FILE or set BATCHLAKE_PRICES") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"prices file {settings.prices} is not UTF-8 text") from None
-        file_prices = parse_price_csv(text, f"file {path.name}")
-    elif settings.prices_only:
-        raise ConfigError("prices_only needs a prices file: pass --prices FILE")
-    return price_table(file_prices, prices_only=settings.prices_only)
-
-
-class PriceCache:
-    """The run's price table, built once when the first results are loaded. The stored
-    ``prices`` table is replaced by the first load of the run that commits: the warehouse
-    asks ``unstored`` inside its transaction (under its lock) and calls ``stored`` after the
-    commit, so no load prices its lines before the table is there."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._table: pl.DataFrame | None = None
-        self._stored = False
-
-    def check(self) -> None:
-        """Read a prices file now, so that a bad one is one line before any work is done
-        (the table is kept for the run's first load)."""
-        if self.settings.prices or self.settings.prices_only:
-            with self._lock:
-                if self._table is None:
-                    self._table = load_prices(self.settings)
-
-    def unstored(self) -> pl.DataFrame | None:
-        """The table to store with this load, or None once a load has stored it."""
-        with self._lock:
-            if self._stored:
-                return None
-            if self._table is None:
-                self._table = load_prices(self.settings)
-            return self._table
-
-    def stored(self) -> None:
-        with self._lock:
-            self._stored = True
 
 
 def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.PendingBatch
@@ -159,8 +98,6 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
 def sync_results(ctx: RunContext, provider: str, result: ProviderResult, *,
                  batch_ids: list[str] | None = None, refetch: bool = False) -> None:
     """Read and load the results of ``provider``'s finished batches (see the module)."""
-    from batchlake.warehouse.load import Warehouse
-
     wh = ctx.warehouse
     if not isinstance(wh, Warehouse):
         return  # a remote worker: the flow process reads results after loading batches
@@ -174,7 +111,7 @@ def sync_results(ctx: RunContext, provider: str, result: ProviderResult, *,
     def commit() -> None:
         nonlocal group, lines
         if group:
-            store.load_group(wh, group, run_id=ctx.run_id, at=_now(), prices=ctx.prices)
+            store.load_group(wh, group, run_id=ctx.run_id, at=now_utc(), prices=ctx.prices)
         group, lines = [], 0
 
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency,
@@ -200,9 +137,3 @@ def sync_results(ctx: RunContext, provider: str, result: ProviderResult, *,
     if result.results_failed:
         result.warnings.append(f"{result.results_failed} finished batches' results could not "
                                "be read (see batch_results_state)")
-
-
-def _now() -> datetime:
-    from batchlake.pipeline import now_utc
-
-    return now_utc()

@@ -19,7 +19,7 @@ import os
 import tomllib
 import warnings
 from contextvars import ContextVar
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -306,3 +306,14 @@ def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
         kw["auth"] = url_auth
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: val for k, val in kw.items() if k in known})
+
+
+def from_env(**overrides: object) -> Settings:
+    """Settings from the environment and the config file (common/config.py), then
+    ``overrides`` (``Settings`` field names; None = not given) on top."""
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if "base_url" in values:
+        values["base_url"], url_auth = check_base_url(str(values["base_url"]))
+        if url_auth is not None and "auth" not in values:
+            values["auth"] = url_auth
+    return replace(resolve().settings, **values)

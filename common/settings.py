@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchlake.common.errors import ConfigError
@@ -134,16 +133,3 @@ def parse_providers(value: str | list[str] | tuple[str, ...] | None) -> tuple[st
     if not out:
         raise ConfigError("no providers given; pass e.g. --providers openai,anthropic")
     return out
-
-
-def from_env(**overrides: object) -> Settings:
-    """Settings from the environment and the config file (common/config.py), then
-    ``overrides`` (``Settings`` field names; None = not given) on top."""
-    from batchlake.common.config import resolve
-
-    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if "base_url" in values:
-        values["base_url"], url_auth = check_base_url(str(values["base_url"]))
-        if url_auth is not None and "auth" not in values:
-            values["auth"] = url_auth
-    return replace(resolve().settings, **values)

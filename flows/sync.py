@@ -30,18 +30,18 @@ from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
 from batchlake.flows.remote import fetch_provider_task, settings_from_env
 from batchlake.gateway import GatewayClient
-from batchlake.pipeline import (
+from batchlake.pipeline import sync_provider
+from batchlake.publishing import publish_snapshot
+from batchlake.results import sync_results
+from batchlake.run import (
     ProviderFailed,
     ProviderResult,
     RunContext,
     SyncReport,
     new_run_id,
     now_utc,
-    publish_snapshot,
     record_finish,
-    sync_provider,
 )
-from batchlake.results import sync_results
 from batchlake.warehouse import Warehouse
 
 MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood

@@ -60,11 +60,13 @@ def test_layers_import_as_batchlake_subpackages_and_not_at_top_level(tmp_path: P
 def test_imports_point_down_the_layers() -> None:
     """common imports no other layer; gateway, warehouse and transforms never import the
     pipeline, the CLI or the flows."""
-    lower = {"common": set(LAYERS) | {"pipeline", "cli", "report", "api"},
-             "transforms": {"gateway", "warehouse", "flows", "pipeline", "cli", "simulator"},
-             "gateway": {"warehouse", "flows", "pipeline", "cli", "simulator"},
-             "warehouse": {"gateway", "flows", "pipeline", "cli", "simulator"},
-             "sql": {"gateway", "warehouse", "flows", "pipeline", "cli"}}
+    stages = {"run", "pricing", "batches", "results", "collector", "publishing", "pipeline",
+              "planner", "cli", "report", "api"}
+    lower = {"common": set(LAYERS) | stages,
+             "transforms": {"gateway", "warehouse", "flows", "simulator"} | stages,
+             "gateway": {"warehouse", "flows", "simulator"} | stages,
+             "warehouse": {"gateway", "flows", "simulator"} | stages,
+             "sql": {"gateway", "warehouse", "flows"} | stages}
     for folder, forbidden in lower.items():
         for path in (ROOT / folder).rglob("*.py"):
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -76,3 +78,88 @@ def test_imports_point_down_the_layers() -> None:
                 if name == "" and "import" in stripped:  # from batchlake import x
                     name = stripped.split(" import ")[1].split(",")[0].strip()
                 assert name not in forbidden or name == folder, f"{path}: {stripped}"
+
+
+def _module_of(path: Path) -> str:
+    """The installed name of a source file: batchlake/x.py -> batchlake.x, gateway/y.py ->
+    batchlake.gateway.y (the package-dir mapping in pyproject.toml)."""
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[0] != "batchlake":
+        parts.insert(0, "batchlake")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every batchlake module and the batchlake modules it imports: top level, inside
+    functions and under TYPE_CHECKING alike (a lazy import is still a dependency)."""
+    import ast
+
+    files = [p for d in ("batchlake", *LAYERS) for p in (ROOT / d).rglob("*.py")]
+    modules = {_module_of(p): p for p in files}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level
+                                                         + 1] + ([base] if base else []))
+                # `from batchlake import sql` names a module; `from x import Name` names x
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            for t in targets:
+                while t and t not in modules:
+                    t = t.rpartition(".")[0]
+                if t and t != name and t != "batchlake":  # the package's own __init__
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A path of imports that comes back to its start, or None (depth-first walk)."""
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        path.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                return [*path[path.index(d):], d]
+            if d not in state and (found := visit(d)):
+                return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_circles() -> None:
+    """No module reaches itself through imports: each stage sits below what composes it."""
+    graph = import_graph()
+    assert "batchlake.pipeline" in graph["batchlake.flows.sync"]
+    assert "batchlake.run" in graph["batchlake.results"]
+    circle = find_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle or [])
+
+
+def test_the_circle_check_finds_the_circle_this_layout_had() -> None:
+    # pipeline and results imported each other before the stages had modules of their own
+    graph = import_graph()
+    graph["batchlake.results"] = graph["batchlake.results"] | {"batchlake.pipeline"}
+    circle = find_circle(graph)
+    assert circle is not None and circle[0] == circle[-1]
+    assert {"batchlake.pipeline", "batchlake.results"} <= set(circle)
