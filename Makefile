@@ -4,21 +4,25 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
-# The folders that install as batchlake.<name> (pyproject.toml's package-dir).
+# The folders that install as batchlake.<name>, through the links batchlake/<name> -> ../<name>.
 LAYERS := common gateway transforms warehouse sql flows simulator
-TYPETREE := $(VENV)/typecheck
 
 .PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
 # and the rest from source again: +1.2 s per flow run, +0.5 s per CLI run, measured.
-$(STAMP): requirements.lock pyproject.toml
+# The editable install is setuptools' strict mode: a tree of links in build/ on a static path,
+# which mypy, pyright and editors follow (the default mode's import hook they cannot). The
+# tree lists files, so a module added or removed re-installs: the folders are prerequisites
+# (a folder's time changes when a file in it is added, removed or renamed).
+$(STAMP): requirements.lock pyproject.toml batchlake $(LAYERS) $(wildcard sql/*/)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock
-	$(UV) pip install --quiet --python $(PY) --no-deps -e .
-	$(PY) -m compileall -q batchlake $(LAYERS)
+	rm -rf build/__editable__.batchlake-*
+	$(UV) pip install --quiet --python $(PY) --no-deps -e . --config-settings editable_mode=strict
+	$(PY) -m compileall -q batchlake $(LAYERS) build
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -42,13 +46,9 @@ test: $(STAMP) browser
 	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest -q </dev/null  # a closed stdin (CI) breaks kernel and pty tests
 
-# mypy cannot follow the editable install's package-dir mapping: it checks a tree of links
-# laid out as the installed package (batchlake/ with each layer folder inside it).
+# batchlake/ holds every layer (links), so mypy reads the package straight from the tree.
 typecheck: $(STAMP)
-	rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/batchlake
-	for f in batchlake/*; do ln -s "$(CURDIR)/$$f" $(TYPETREE)/batchlake/; done
-	for d in $(LAYERS); do ln -s "$(CURDIR)/$$d" $(TYPETREE)/batchlake/$$d; done
-	cd $(TYPETREE) && "$(CURDIR)/$(PY)" -m mypy --config-file "$(CURDIR)/pyproject.toml" -p batchlake
+	$(PY) -m mypy -p batchlake
 
 bench: $(STAMP)
 	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements-bench.lock
@@ -69,4 +69,4 @@ lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --extra bench -o requirements-bench.lock --python-version 3.11 -q
 
 clean:
-	rm -rf $(VENV) data/*.duckdb data/*.wal
+	rm -rf $(VENV) build data/*.duckdb data/*.wal

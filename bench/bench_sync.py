@@ -197,7 +197,8 @@ def baseline_env(ref: str, into: Path) -> dict[str, str]:
     for f in (src / "batchlake").iterdir():
         (tree / f.name).symlink_to(f)
     for layer in ("common", "gateway", "transforms", "warehouse", "sql", "flows", "simulator"):
-        if (src / layer).is_dir():
+        # a ref from before the batchlake/<layer> links got a link from the loop above
+        if (src / layer).is_dir() and not (tree / layer).exists():
             (tree / layer).symlink_to(src / layer)
     env = {**os.environ, "PYTHONPATH": str(tree.parent)}
     check = subprocess.run([sys.executable, "-c", "import batchlake.pipeline as p; "

@@ -163,3 +163,24 @@ def test_the_circle_check_finds_the_circle_this_layout_had() -> None:
     circle = find_circle(graph)
     assert circle is not None and circle[0] == circle[-1]
     assert {"batchlake.pipeline", "batchlake.results"} <= set(circle)
+
+
+def test_the_tree_and_the_editable_install_are_laid_out_as_the_package() -> None:
+    """What static tools (mypy, pyright, an editor's go-to-definition) need: batchlake/ in the
+    repository holds every layer (links to the top-level folders), and the editable install
+    is a plain path on sys.path (strict mode), not an import hook they cannot follow."""
+    import site
+    import sysconfig
+
+    for layer in LAYERS:
+        link = ROOT / "batchlake" / layer
+        assert link.is_symlink() and link.resolve() == (ROOT / layer).resolve(), link
+    dirs = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
+    pths = [p for d in dirs for p in Path(d).glob("__editable__.batchlake-*.pth")]
+    if not pths:
+        pytest.skip("batchlake is not installed editable here (make installs it so)")
+    (entry,) = {line.strip() for p in pths for line in p.read_text().splitlines()
+                if line.strip()}
+    assert not entry.startswith("import"), "an import hook: make installs in strict mode"
+    for layer in LAYERS:
+        assert (Path(entry) / "batchlake" / layer / "__init__.py").is_file(), layer
