@@ -454,17 +454,25 @@ def gateway(
     big_batch: Annotated[int, typer.Option(
         help="Also serve one finished OpenAI batch with this many requests (results "
              "benchmark; 0: none).")] = 0,
+    results_encoding: Annotated[str, typer.Option(
+        help="How results bodies are written: go (Bifrost's encoder: HTML-escaped, final "
+             "newline), raw, ascii (every non-ASCII character escaped) or indented.")] = "go",
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
     Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
     """
     from batchlake.simulator import SimGateway
+    from batchlake.simulator.results import RESULTS_ENCODINGS
 
+    if results_encoding not in RESULTS_ENCODINGS:
+        raise ConfigError(f"--results-encoding {results_encoding!r} is not known; use one of "
+                          + ", ".join(RESULTS_ENCODINGS))
     gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
                     future_share=future_share, providers=parse_providers(providers),
                     history_s=int(history_days * 86400), metadata_keys=metadata_keys,
-                    wild=wild, results_max_lines=results_max_lines or None)
+                    wild=wild, results_max_lines=results_max_lines or None,
+                    results_encoding=results_encoding)
     if big_batch:
         gw.add_big_batch(big_batch)
     try:

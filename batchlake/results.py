@@ -77,6 +77,7 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
         outcome.status = e.status
         transient = isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
         outcome.state = "retry" if transient else "unavailable"
+        outcome.unreadable = isinstance(e, GatewayBadResponse) and e.unreadable
         if isinstance(e, GatewayBadResponse):  # an unreadable body: one reject per attempt
             outcome.rejects = [{"provider": provider, "batch_id": todo.batch_id,
                                 "reason": f"results body unreadable: {outcome.error}",

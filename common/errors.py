@@ -47,9 +47,13 @@ class GatewayServerError(GatewayError):
 class GatewayBadResponse(GatewayError):
     """The gateway answered 200 with a body that is not the JSON it should be."""
 
-    def __init__(self, message: str, *, payload: bytes = b"") -> None:
+    def __init__(self, message: str, *, payload: bytes = b"", unreadable: bool = False
+                 ) -> None:
         super().__init__(message)
         self.payload = payload
+        # The body arrived whole but cannot be read: the same bytes fail the same way, so a
+        # retry soon is not worth a download (a body that broke off is worth one).
+        self.unreadable = unreadable
 
 
 class DatabaseError(BatchlakeError):

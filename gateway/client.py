@@ -283,7 +283,7 @@ class GatewayClient:
                 f"({type(e).__name__})") from None
         except BodyError as e:
             raise GatewayBadResponse(f"the results body of {batch_id} is unreadable: {e}",
-                                     payload=b"") from None
+                                     payload=b"", unreadable=not e.cut) from None
         finally:
             resp.close()
 

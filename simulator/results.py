@@ -12,6 +12,7 @@ custom_ids, lines of the wrong type (Azure), lines the gateway could not parse
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from typing import Any
@@ -31,8 +32,23 @@ DATED = {
 HOSTILE_IDS = ("ünïcödé-😀-{i}", "'; DROP TABLE batch_results; --{i}", "ctl\x00\x1b[31m{i}",
                "{i}\u202egnp.exe", "")
 FINISHED = ("completed", "expired", "cancelled")
-PAD = (" The request was processed as part of a batch; this answer stands in for the model's "
-       "text so that lines have the size real ones do. ") * 20
+# Model output full of code and HTML, as real answers are: Go's encoder escapes every <, > and
+# & (so a body carries an escape every few dozen bytes), and \u0000 and U+2028 stand in some.
+PAD = (" The request was processed as part of a batch; <b>this answer</b> stands in for the "
+       "model's text & its code: `if (a < b && c > d) { x = \"\u2028\"; }` so that lines "
+       "have the size real ones do. ") * 20
+CODE_ANSWER = ("Here is the fix:\n```html\n<div class=\"row\">&nbsp;<script>if (a<b && b>c) "
+               "run();</script></div>\n```\n\u2028Done.\u0000")
+# How a results body is written (what SimGateway(results_encoding=…) serves):
+#   go        Go's encoding/json Encoder as Bifrost's SendJSON uses it: compact, HTML
+#             escaping on (<, >, & as \u003c, \u003e, \u0026), U+2028/U+2029 escaped, a final
+#             newline. Bifrost's own answer: the default.
+#   raw       compact raw UTF-8, no HTML escaping (a provider file relayed as it is)
+#   ascii     every non-ASCII character as a \uXXXX escape (Python's ensure_ascii)
+#   indented  pretty-printed, two spaces
+RESULTS_ENCODINGS = ("go", "raw", "ascii", "indented")
+_GO_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"),
+               ("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))
 
 
 def has_results(plan: Plan, t: int) -> bool:
@@ -68,7 +84,8 @@ def _openai_line(plan: Plan, rng: random.Random, i: int, pad: str = "") -> dict[
         body = {"id": f"chatcmpl-{i}", "object": "chat.completion", "model": model,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant",
-                                         "content": "Summary: ok" + pad}}],
+                                         "content": (CODE_ANSWER if i % 7 == 3 else
+                                                     "Summary: ok") + pad}}],
                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                           "total_tokens": prompt + completion,
                           "prompt_tokens_details": {"cached_tokens": cached},
@@ -166,9 +183,28 @@ _SHAPES = {"openai": _openai_line, "azure": _openai_line, "anthropic": _anthropi
            "gemini": _gemini_line, "bedrock": _bedrock_line}
 
 
-def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0) -> bytes:
+def encode_body(doc: bytes, encoding: str) -> bytes:
+    """A compact raw UTF-8 JSON document written as ``encoding`` (RESULTS_ENCODINGS)."""
+    if encoding == "raw":
+        return doc
+    if encoding == "go":
+        # <, >, & and U+2028/9 can stand only inside strings in JSON text: replacing them in
+        # the text is what Go's encoder does inside each string
+        for plain, escaped in _GO_ESCAPES:
+            doc = doc.replace(plain, escaped)
+        return doc + b"\n"
+    if encoding == "ascii":
+        return json.dumps(orjson.loads(doc), separators=(",", ":")).encode()
+    if encoding == "indented":
+        return orjson.dumps(orjson.loads(doc), option=orjson.OPT_INDENT_2)
+    raise ValueError(f"unknown results encoding {encoding!r}; use one of "
+                     + ", ".join(RESULTS_ENCODINGS))
+
+
+def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0,
+                 encoding: str = "go") -> bytes:
     """The whole body for a finished batch (the caller checked ``has_results``); chat
-    answers get ``padding`` more characters."""
+    answers get ``padding`` more characters; written as ``encoding``."""
     phase, _ = phase_at(plan, t)
     n = plan.total if max_lines is None else min(plan.total, max_lines)
     if plan.provider == "bedrock" and n == 0:
@@ -201,5 +237,6 @@ def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0) ->
     if n >= 20 and plan.provider in ("openai", "azure"):
         extra["parse_errors"] = [{"code": "invalid_json", "message": "unexpected end of JSON",
                                   "line": n + 1}]
-    return (b'{"batch_id":' + orjson.dumps(plan.id) + b',"results":[' + b",".join(parts)
-            + b'],"extra_fields":' + orjson.dumps(extra) + b"}")
+    return encode_body(b'{"batch_id":' + orjson.dumps(plan.id) + b',"results":['
+                       + b",".join(parts) + b'],"extra_fields":' + orjson.dumps(extra) + b"}",
+                       encoding)

@@ -90,6 +90,7 @@ class SimGateway:
         metadata_keys: int = 2,
         wild: bool = False,
         results_max_lines: int | None = 40,
+        results_encoding: str = "go",
     ) -> None:
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
@@ -103,6 +104,9 @@ class SimGateway:
         # Lines per results body: a batch's total, capped (None: the full total) so that a
         # demo of 2,000 batches stays small; the results bench serves 200,000 lines.
         self.results_max_lines = results_max_lines
+        # How results bodies are written (simulator/results.py): Go's HTML-escaping encoder,
+        # as Bifrost answers, unless a test or bench asks for another.
+        self.results_encoding = results_encoding
         self._results_cache: dict[tuple[str, str], bytes] = {}
         self._results_cached_bytes = 0
         # Bodies set by hand (tests): served as they are for that (provider, batch id).
@@ -258,9 +262,11 @@ class SimGateway:
         body = self._results_cache.get(key)
         if body is None:
             if plan.id in self.uncapped:
-                body = results_body(plan, self.now, None, padding=self.uncapped[plan.id])
+                body = results_body(plan, self.now, None, padding=self.uncapped[plan.id],
+                                    encoding=self.results_encoding)
             else:
-                body = results_body(plan, self.now, self.results_max_lines)
+                body = results_body(plan, self.now, self.results_max_lines,
+                                    encoding=self.results_encoding)
             if self._results_cached_bytes + len(body) <= 512 << 20:  # bounded cache
                 self._results_cache[key] = body
                 self._results_cached_bytes += len(body)

@@ -321,3 +321,44 @@ def test_a_results_limit_settles_a_backlog_over_runs(make_gateway: Any, db_path:
         loaded.append(len(line_counts(db_path)))
     assert loaded == [2, 4, 5]
     assert results_requests(gw) == 5
+
+
+def test_a_body_unreadable_the_same_way_twice_waits_a_week_and_says_why(
+        make_gateway: Any, db_path: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    gw = make_gateway(0, providers=("openai",), now=NOW)
+    gw.add_plan(plan("openai", "b_broken", total=5))
+    good = [chat(f"c{i}", "gpt-4o-mini", 10, 0, 5) for i in range(5)]
+    raw = body("b_broken", good)
+    gw.results_bodies[("openai", "b_broken")] = raw.replace(b'"c3"', b'"c3" oops')
+    settings = settings_for(gw, db_path, max_retries=0)
+
+    def due_now() -> None:
+        con = duckdb.connect(db_path)
+        con.execute("UPDATE batch_results_state SET next_attempt_at = ?",
+                    [datetime.now(UTC) - timedelta(seconds=1)])
+        con.close()
+
+    sync(settings)
+    state, same, error = rows(db_path, "SELECT state, same_failures, last_error FROM "
+                                       "batch_results_state")[0]
+    assert state == "retry" and same == 1 and "unreadable" in error
+    due_now()
+    sync(settings)
+    state, same, wait = rows(db_path, "SELECT state, same_failures, "
+                                      "epoch(next_attempt_at - last_attempt_at) FROM "
+                                      "batch_results_state")[0]
+    assert state == "retry" and same == 2 and wait >= 7 * 86400
+    before = results_requests(gw)
+    sync(settings)  # not due for a week: no download
+    assert results_requests(gw) == before
+    # the body is mended: once due, it loads, and the count starts again
+    gw.results_bodies[("openai", "b_broken")] = raw
+    due_now()
+    sync(settings)
+    assert rows(db_path, "SELECT state, same_failures FROM batch_results_state") == [
+        ("loaded", 0)]
+    assert line_counts(db_path) == {("openai", "b_broken"): 5}

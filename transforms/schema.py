@@ -387,6 +387,9 @@ RESULTS_STATE = Table(
         _c("next_attempt_at", "ts", "A retry waits until then (backoff)."),
         _c("loaded_at", "ts", "When the lines were stored."),
         _c("run_id", "str", "Run of the last attempt."),
+        _c("same_failures", "int", "Attempts in a row whose body was unreadable with the "
+           "same error (the same bytes fail the same way): from 2 on, the retry waits a week, "
+           "then longer, up to 30 days."),
     ),
     ("provider", "batch_id"),
 )

@@ -84,6 +84,7 @@ class BatchOutcome:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     status: int | None = None
+    unreadable: bool = False  # the body came whole and cannot be read (see state.sql)
 
     def remove(self) -> None:
         for f in self.files:
@@ -126,11 +127,12 @@ def _state_frame(outcomes: list[BatchOutcome], run_id: str, at: datetime) -> pl.
         "attempted_at": [at] * len(outcomes),
         "run_id": [run_id] * len(outcomes),
         "replace": [o.replace for o in outcomes],
+        "same_failures": [1 if o.unreadable else 0 for o in outcomes],
     }, schema={"provider": pl.String, "batch_id": pl.String, "state": pl.String,
                "lines": pl.Int64, "rejected_lines": pl.Int64, "parse_errors": pl.Int64,
                "last_error": pl.String, "last_status": pl.Int64,
                "attempted_at": pl.Datetime("us", "UTC"), "run_id": pl.String,
-               "replace": pl.Boolean})
+               "replace": pl.Boolean, "same_failures": pl.Int64})
 
 
 class PriceSource(Protocol):
