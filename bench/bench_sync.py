@@ -41,11 +41,21 @@ WILD_PROVIDERS = "openai,anthropic,gemini,bedrock,azure"
 # Each runner prints one JSON line {"objects": n, "rss_mb": peak, "core_s": t}; the parent
 # times the whole process, the runner its core (the work itself, after imports and set-up).
 # argv: url, providers (comma-separated), then the runner's own.
+# Peak RSS of the measured process alone: VmHWM (this process image's high-water mark). Linux
+# carries ru_maxrss over fork and exec, so a child of a parent that once held a big body
+# reports at least the parent's peak (every results run showed the bench's own 336 MB).
 RUSAGE = ("import resource, json, sys, time\n"
           "PROVIDERS = sys.argv[2].split(',')\n"
+          "def peak_mb():\n"
+          "    try:\n"
+          "        for ln in open('/proc/self/status'):\n"
+          "            if ln.startswith('VmHWM:'):\n"
+          "                return int(ln.split()[1]) / 1024\n"
+          "    except OSError:\n"
+          "        pass\n"
+          "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
           "def report(n, core_s):\n"
-          "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-          "    print(json.dumps({'objects': n, 'rss_mb': rss, 'core_s': core_s}))\n")
+          "    print(json.dumps({'objects': n, 'rss_mb': peak_mb(), 'core_s': core_s}))\n")
 
 BATCHLAKE = RUSAGE + """
 from batchlake.pipeline import sync
