@@ -20,7 +20,7 @@ from batchlake.common.errors import BatchlakeError
 from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient
-from batchlake.pricing import PriceCache, load_prices
+from batchlake.pricing import PriceCache
 from batchlake.publishing import publish_snapshot
 from batchlake.results import sync_results
 from batchlake.run import (
@@ -141,6 +141,7 @@ def reprice_stored(settings: Settings) -> tuple[int, int]:
     not a single request. Returns (lines, unpriced lines)."""
     from batchlake.warehouse.results import reprice
 
-    prices = load_prices(settings)
+    prices = PriceCache(settings)
+    prices.check()
     with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh:
         return reprice(wh, prices)

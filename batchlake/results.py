@@ -41,6 +41,7 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
                ) -> store.BatchOutcome:
     """Stream one batch's results into staged parts; never raises for the batch's faults."""
     outcome = store.BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace)
+    model = todo.model if todo.model is not None else _model_by_retrieve(ctx, provider, todo)
     body = ResultsBody()
     items: list[Any] = []
     store_body = ctx.settings.store_result_bodies
@@ -49,7 +50,7 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
         if not items:
             return
         flat = flatten_results(items, outcome.lines + outcome.rejected_lines, provider,
-                               todo.batch_id, todo.model, store_body=store_body)
+                               todo.batch_id, model, store_body=store_body)
         items.clear()
         frame = flat.frame.with_columns(pl.lit(ctx.run_id, pl.String).alias("run_id"))
         if last and not outcome.files:
@@ -94,6 +95,27 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
     if body.has_more:
         outcome.error = "the results say has_more; only the first body was read"
     return outcome
+
+
+# Providers whose list pages leave the batch's model out while their result lines may not
+# name one either: Bifrost's Bedrock listing carries no model_requested, and Llama and Nova
+# bodies carry no model (only Claude's do). One retrieve of the batch names it.
+MODEL_BY_RETRIEVE = frozenset({"bedrock"})
+
+
+def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
+                       ) -> str | None:
+    """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
+    for a provider whose listing leaves it out; None when that does not say either."""
+    if provider not in MODEL_BY_RETRIEVE:
+        return None
+    try:
+        obj = ctx.client.retrieve_batch(provider, todo.batch_id)
+    except GatewayError:
+        return None  # the lines that name no model say so ("no model in the line…")
+    extra = obj.get("extra_fields") if isinstance(obj, dict) else None
+    model = extra.get("model_requested") if isinstance(extra, dict) else None
+    return model if isinstance(model, str) and model else None
 
 
 def sync_results(ctx: RunContext, provider: str, result: ProviderResult, *,

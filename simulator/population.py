@@ -18,10 +18,15 @@ MODELS = {
     "openai": ["gpt-4o-mini", "gpt-4.1", "text-embedding-3-small"],
     "azure": ["gpt-4o", "gpt-4o-mini"],
     "anthropic": ["claude-sonnet-4", "claude-haiku-3.5"],
-    "gemini": ["gemini-2.5-flash", "gemini-2.5-pro"],
-    "bedrock": ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"],
+    # as gateways name them: Gemini's resource names (Vertex's publishers/… form too),
+    # Bedrock's cross-region inference profiles
+    "gemini": ["models/gemini-2.5-flash", "publishers/google/models/gemini-2.5-pro"],
+    "bedrock": ["us.anthropic.claude-3-haiku-20240307-v1:0", "us.amazon.nova-lite-v1:0"],
 }
 BEDROCK_LLAMA = "meta.llama3-1-8b-instruct-v1:0"
+# A Bedrock custom model: no price table knows it, so the demo keeps one unpriced model on
+# purpose (its lines say why).
+BEDROCK_CUSTOM = "arn:aws:bedrock:us-east-1:123456789012:custom-model/acme-summarizer-v3"
 ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]
 TEAMS = ["search", "support", "growth", "research"]
 ERROR_CODES = [
@@ -122,6 +127,8 @@ def make_population(
             # a third family for Bedrock's result shapes, chosen without a random draw so
             # that every seed's population stays as it was
             model = BEDROCK_LLAMA
+        elif p == "bedrock" and i % 17 == 4:
+            model = BEDROCK_CUSTOM  # by position, no random draw: the population stays
         if cache_roll < 0.25:
             cache = {"cache_hit": True, "hit_type": "direct", "cache_id": f"c-{i}"}
         elif cache_roll < 0.45:

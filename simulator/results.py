@@ -63,8 +63,13 @@ def _usage_counts(rng: random.Random) -> tuple[int, int, int, int]:
     return prompt, cached, completion, reasoning
 
 
+FINE_TUNED = "ft:gpt-4o-mini-2024-07-18:acme::9x7Yz1Qa"  # what a fine-tune's lines name
+
+
 def _openai_line(plan: Plan, rng: random.Random, i: int, pad: str = "") -> dict[str, Any]:
     model = DATED.get(plan.model, plan.model)
+    if plan.model == "gpt-4o-mini" and plan.provider == "openai" and i % 11 == 5:
+        model = FINE_TUNED
     prompt, cached, completion, reasoning = _usage_counts(rng)
     if "embedding" in plan.model or plan.endpoint == "/v1/embeddings":
         body: dict[str, Any] = {"object": "list", "model": model,
@@ -143,10 +148,10 @@ def _gemini_line(plan: Plan, rng: random.Random, i: int) -> dict[str, Any]:
 
 def _bedrock_line(plan: Plan, rng: random.Random, i: int) -> dict[str, Any]:
     prompt, cached, completion, _ = _usage_counts(rng)
-    if plan.model.startswith("meta."):
+    if plan.model.startswith(("meta.", "arn:")):  # Llama, or a custom (Llama) model
         body: dict[str, Any] = {"generation": "ok", "prompt_token_count": prompt,
                                 "generation_token_count": completion, "stop_reason": "stop"}
-    elif plan.model.startswith("amazon.nova"):
+    elif "amazon.nova" in plan.model:
         body = {"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
                 "stopReason": "end_turn",
                 "usage": {"inputTokens": prompt - cached, "outputTokens": completion,

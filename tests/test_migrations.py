@@ -19,7 +19,7 @@ def test_tables_match_the_schema_definition(db_path: str) -> None:
                                             "WHERE table_name = ? ORDER BY ordinal_position",
                                    [t.name])]
         assert cols == t.column_names(), t.name
-    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(3,)]
+    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(4,)]
 
 
 def test_older_file_gains_missing_columns_and_keeps_its_rows(gateway: Any, db_path: str

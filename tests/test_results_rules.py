@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from batchlake.common.errors import ConfigError
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
-from batchlake.transforms.prices import default_prices, parse_price_csv
+from batchlake.transforms.prices import parse_price_csv, shipped_prices
 from batchlake.transforms.results import LineReject, flatten_results, result_row
 
 
@@ -253,7 +253,7 @@ def test_a_prices_file_parses_with_empty_cells_as_not_given() -> None:
     assert df.to_dicts()[0] == {"rank": 0, "provider": "openai", "model": "gpt-x",
                                 "input": 2.0, "output": 8.0, "cache_read": None,
                                 "cache_write": None, "batch_input": 1.0,
-                                "batch_output": None, "source": "f"}
+                                "batch_output": None, "source": "f", "price_model": None}
     assert df["provider"].to_list() == ["openai", "*"]
 
 
@@ -271,13 +271,20 @@ def test_a_bad_prices_file_is_one_line_naming_the_cell(text: str, needle: str) -
     assert "\n" not in str(e.value)
 
 
-def test_the_shipped_table_knows_batch_rates_where_genai_prices_does() -> None:
-    df = default_prices()
-    by = {(r["provider"], r["model"]): r for r in df.to_dicts()}
-    mini = by[("openai", "gpt-4o-mini")]
-    assert mini["batch_input"] == pytest.approx(mini["input"] / 2)
-    assert ("openai", "gpt-4o-mini-2024-07-18") in by  # dated aliases travel along
-    assert by[("gemini", "gemini-2.5-flash")]["batch_input"] is not None
-    assert all(r["batch_input"] is None for k, r in by.items() if k[0] in ("bedrock", "azure"))
-    assert set(df["rank"].to_list()) == {1}
-    assert df["source"][0].startswith("genai-prices ")
+def test_the_shipped_table_is_what_genai_prices_resolves_each_name_to() -> None:
+    got = shipped_prices([("openai", "gpt-4o-mini-2024-07-18"), ("azure", "gpt-4o-2024-08-06"),
+                          ("bedrock", "claude-3-haiku-20240307"), ("gemini", "gemini-2.5-pro"),
+                          ("openai", "no-such-model-anywhere")])
+    by = {(r["provider"], r["model"]): r for r in got.prices.to_dicts()}
+    assert ("openai", "no-such-model-anywhere") not in by  # unpriced: no row, never 0
+    mini = by[("openai", "gpt-4o-mini-2024-07-18")]
+    assert mini["price_model"] == "gpt-4o-mini" and mini["batch_input"] == mini["input"] / 2
+    azure = by[("azure", "gpt-4o-2024-08-06")]
+    assert azure["price_model"] == "gpt-4o" and azure["batch_input"] is None  # half-standard
+    assert by[("bedrock", "claude-3-haiku-20240307")]["price_model"] == \
+        "regional.anthropic.claude-3-haiku-20240307-v1:0"
+    assert set(got.prices["rank"].to_list()) == {1}
+    assert got.prices["source"][0].startswith("genai-prices ")
+    tiers = {(r["rate"], r["start_tokens"]): r["value"] for r in got.tiers.to_dicts()
+             if r["model"] == "gemini-2.5-pro"}
+    assert tiers[("input", 200000)] == 2.5 and tiers[("batch_input", 200000)] == 1.25

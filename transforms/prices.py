@@ -1,28 +1,36 @@
-"""Price tables (no I/O): the shipped default from ``genai-prices`` and a user's CSV text.
+"""Price tables (no I/O): a user's CSV text, and the shipped prices genai-prices resolves.
 
 Rates are USD per 1M tokens. A price table has the columns ``provider, model, input, output,
 cache_read, cache_write, batch_input, batch_output`` (empty = not given) plus ``rank`` (0: the
-user's file, 1: the shipped table) and ``source``. Lookup and cost rules live in
-``sql/results/`` (docs/costs.md): every cost can be recomputed in SQL from the stored table.
+user's file, 1: the shipped table), ``source`` and ``price_model``; tiered rates are rows of
+a second table (``price_tiers``). Lookup and cost rules live in ``sql/results/``
+(docs/costs.md): every cost can be recomputed in SQL from the stored tables.
 
-``genai-prices`` (pydantic's, MIT) ships its data inside the wheel: nothing is downloaded.
-It gives batch rates (its ``processing: batch`` variants) for OpenAI, Google, Anthropic,
-Mistral, Groq and xAI models; none for AWS Bedrock or Azure, where batch cost falls back to
-0.5 x standard, Bifrost's own rule.
+The shipped prices are ``genai-prices``' (pydantic's, MIT; its data ships inside the wheel,
+nothing is downloaded), and so is the decision which model a name is priced as: each
+(provider, model) a run meets is given to its own matcher (``find_provider_model``: exact
+names, prefixes, ``contains``, regexes, per-provider rules, fallbacks such as Azure to
+OpenAI), once, and what it resolved to is stored as a row of that exact name. Batch rates are
+its ``processing: batch`` variants where the model has one (OpenAI, Google, Anthropic,
+Mistral, Groq, xAI models); elsewhere (Bedrock, Azure) batch cost is 0.5 x standard, Bifrost's
+own rule. Tiered rates (Gemini 2.5 Pro above 200k prompt tokens…) keep their tiers.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import polars as pl
 
 from batchlake.common.errors import ConfigError
-from batchlake.transforms.schema import PRICES
+from batchlake.transforms.schema import PRICE_TIERS, PRICES
 
 CSV_HEADER = ("provider", "model", "input", "output", "cache_read", "cache_write",
               "batch_input", "batch_output")
@@ -36,11 +44,22 @@ GENAI_PROVIDERS: dict[str, str] = {
     "fireworks": "fireworks", "together": "together", "perplexity": "perplexity",
 }
 _SCHEMA = PRICES.polars_schema()
+_TIER_SCHEMA = PRICE_TIERS.polars_schema()
+# genai-prices' price keys for batchlake's rate columns
+_KEYS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_read_mtok",
+         "cache_write": "cache_write_mtok"}
+BATCH = {"processing": "batch"}  # genai-prices' price context of a batch request
+_BATCH_COLUMNS = ("batch_input", "batch_output", "batch_cache_read", "batch_cache_write")
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=_SCHEMA, orient="row") if rows else pl.DataFrame(
         schema=_SCHEMA)
+
+
+def _tier_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=_TIER_SCHEMA, orient="row") if rows else pl.DataFrame(
+        schema=_TIER_SCHEMA)
 
 
 def parse_price_csv(text: str, source: str) -> pl.DataFrame:
@@ -66,7 +85,8 @@ def parse_price_csv(text: str, source: str) -> pl.DataFrame:
                               "twice")
         seen.add((provider, model))
         row: dict[str, Any] = {"rank": FILE_RANK, "provider": provider, "model": model,
-                               "source": source}
+                               "source": source, "price_model": None,
+                               "batch_cache_read": None, "batch_cache_write": None}
         for name, cell in zip(RATE_COLUMNS, cells[2:], strict=True):
             row[name] = _rate(cell, name, source, n)
         rows.append(row)
@@ -88,99 +108,92 @@ def _rate(cell: str, name: str, source: str, line: int) -> float | None:
     return value
 
 
-def _base(v: Any) -> float | None:
-    """A genai-prices rate (a Decimal, or tiers whose base is the rate below the first tier)."""
-    if v is None:
-        return None
-    base = getattr(v, "base", v)
-    return float(base) if isinstance(base, Decimal | int | float) else None
+def _model_ref(provider: str, model: str) -> str:
+    """The name genai-prices is asked for: a Gemini or Vertex resource name
+    (``models/gemini-2.5-pro``, ``publishers/google/models/gemini-2.5-flash``,
+    ``projects/p/locations/l/publishers/google/models/…``) without its resource path, which
+    the matcher does not strip; every other name as the gateway sent it."""
+    if provider in ("gemini", "vertex"):
+        return _RESOURCE_PATH.sub("", model)
+    return model
 
 
-def _in_force(prices: Any, today: date) -> Any:
-    """The model price in force today: the last one whose start date has passed."""
-    if not isinstance(prices, list):
-        return prices
-    chosen = None
-    for cp in prices:
-        start = getattr(cp.constraint, "start_date", None)
-        if cp.constraint is None or (start is not None and start <= today):
-            chosen = cp.prices
-    return chosen
+_RESOURCE_PATH = re.compile(r"^(?:.*/)?models/")
 
 
-def _batch_variant(model: Any, today: date) -> Any:
-    chosen = None
-    for v in model.price_variants or []:
-        if v.when != {"processing": "batch"}:
+def _genai_rate(price: Any) -> tuple[float | None, list[tuple[int, float]]]:
+    """A genai-prices rate as (base, [(tier start, rate)…]): a Decimal has no tiers."""
+    if price is None:
+        return None, []
+    tiers = getattr(price, "tiers", None)
+    if tiers is not None:
+        return float(price.base), [(int(t.start), float(t.price)) for t in tiers]
+    return (float(price), []) if isinstance(price, Decimal | int | float) else (None, [])
+
+
+def _batch_overrides(provider: Any, model: Any, at: datetime) -> dict[str, Any]:
+    """The rates the model's ``processing: batch`` variants set, as genai-prices' own
+    calc_price applies them: only for a model of the provider itself (a fallback model, such
+    as Azure's view of an OpenAI one, gets its standard price)."""
+    if not any(m is model for m in provider.models):
+        return {}
+    out: dict[str, Any] = {}
+    for variant in model.price_variants or ():
+        if variant.constraint is not None and not variant.constraint.active(at):
             continue
-        start = getattr(v.constraint, "start_date", None)
-        if v.constraint is None or (start is not None and start <= today):
-            chosen = v.prices
-    return chosen
-
-
-def _names(model: Any) -> list[str]:
-    """The model's id, then every exact name its match rule lists."""
-    names = [model.id]
-    stack = [model.match]
-    while stack:
-        clause = stack.pop()
-        if clause is None:
+        if any(BATCH.get(k) != v for k, v in variant.when.items()):
             continue
-        stack.extend(getattr(clause, "or_", None) or [])
-        equals = getattr(clause, "equals", None)
-        if isinstance(equals, str):
-            names.append(equals)
-        prefix = getattr(clause, "starts_with", None)
-        if isinstance(prefix, str) and prefix.rstrip("-") and not prefix.endswith("@"):
-            # a name our lookup extends by '-…' (claude-3-5-haiku -> claude-3-5-haiku-2024…)
-            names.append(prefix.rstrip("-"))
-    return list(dict.fromkeys(names))
+        for key, price in variant.prices.__dict__.items():
+            if price is not None:
+                out.setdefault(key, price)
+    return out
 
 
-def default_prices(today: date | None = None) -> pl.DataFrame:
-    """The shipped price table (rank 1), from the pinned genai-prices' own data."""
+@dataclass(frozen=True)
+class ShippedPrices:
+    """What genai-prices resolved a run's names to: a price row per name it prices (rank 1,
+    the name as sent, ``price_model`` the model it chose) and their tiers."""
+
+    prices: pl.DataFrame
+    tiers: pl.DataFrame
+
+
+def shipped_prices(names: Iterable[tuple[str, str]], today: date | None = None
+                   ) -> ShippedPrices:
+    """Resolve each (provider, model) with genai-prices' matcher and take its prices in force
+    ``today``; a name it cannot price gets no row (its lines say why: no price)."""
     from importlib.metadata import version
 
-    from genai_prices import data  # ~0.15 s to import: only when results are priced
+    from genai_prices import data_snapshot  # ~0.15 s to import: only when results are priced
 
-    day = today or date.today()
+    at = datetime.combine(today or date.today(), time(12), UTC)
+    snapshot = data_snapshot.get_snapshot()
     source = f"genai-prices {version('genai-prices')}"
-    by_id = {p.id: p for p in data.providers}
     rows: list[dict[str, Any]] = []
-    for ours, theirs in GENAI_PROVIDERS.items():
-        provider = by_id.get(theirs)
-        if provider is None:
+    tiers: list[dict[str, Any]] = []
+    for provider, model in dict.fromkeys(names):
+        try:
+            found, info = snapshot.find_provider_model(
+                _model_ref(provider, model), None, GENAI_PROVIDERS.get(provider, provider),
+                None)
+        except LookupError:
             continue
-        seen: set[str] = set()
-        for model in provider.models:
-            price = _in_force(model.prices, day)
-            if price is None:
-                continue
-            batch = _batch_variant(model, day)
-            rates = {
-                "input": _base(price.input_mtok), "output": _base(price.output_mtok),
-                "cache_read": _base(price.cache_read_mtok),
-                "cache_write": _base(price.cache_write_mtok),
-                "batch_input": _base(batch.input_mtok) if batch is not None else None,
-                "batch_output": _base(batch.output_mtok) if batch is not None else None,
-            }
-            if rates["input"] is None and rates["output"] is None:
-                continue  # priced per request or per image only: not a token price
-            for name in _names(model):
-                if name in seen:
-                    continue
-                seen.add(name)
-                rows.append({"rank": DEFAULT_RANK, "provider": ours, "model": name,
-                             "source": source, **rates})
-    return _frame(rows)
-
-
-def price_table(file_prices: pl.DataFrame | None, *, prices_only: bool,
-                today: date | None = None) -> pl.DataFrame:
-    """The prices in force: the file's rows first (rank 0), then, unless ``prices_only``,
-    the shipped table (rank 1)."""
-    parts = [file_prices] if file_prices is not None else []
-    if not prices_only:
-        parts.append(default_prices(today))
-    return pl.concat(parts) if parts else _frame([])
+        standard = info.get_prices(at)
+        batch = _batch_overrides(found, info, at)
+        row: dict[str, Any] = {"rank": DEFAULT_RANK, "provider": provider, "model": model,
+                               "source": f"{source} ({found.id})", "price_model": info.id,
+                               **dict.fromkeys(_BATCH_COLUMNS)}
+        steps: list[tuple[str, int, float]] = []
+        rates = [(name, getattr(standard, key, None)) for name, key in _KEYS.items()]
+        if batch:  # genai-prices' batch price: the variant's rates, the standard ones elsewhere
+            rates += [(f"batch_{name}", batch.get(key, getattr(standard, key, None)))
+                      for name, key in _KEYS.items()]
+        for name, price in rates:
+            row[name], tiered = _genai_rate(price)
+            steps += [(name, start, value) for start, value in tiered]
+        if row["input"] is None and row["output"] is None:
+            continue  # priced per request, image or second only: not a token price
+        rows.append(row)
+        tiers += [{"rank": DEFAULT_RANK, "provider": provider, "model": model, "rate": name,
+                   "start_tokens": start, "value": value} for name, start, value in steps]
+    return ShippedPrices(_frame(rows), _tier_frame(tiers))

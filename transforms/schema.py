@@ -410,8 +410,31 @@ PRICES = Table(
         _c("batch_input", "float", "Batch input rate (missing: 0.5 x input)."),
         _c("batch_output", "float", "Batch output rate (missing: 0.5 x output)."),
         _c("source", "str", "Where the row came from.", not_null=True),
+        _c("price_model", "str", "The model genai-prices' matcher priced this name as (the "
+           "shipped table has a row per name a line sent); NULL: the row's own model."),
+        _c("batch_cache_read", "float", "Batch cache-read rate: the shipped table's, for a "
+           "model with a batch variant (missing: cache_read x batch_input / input, or x 0.5)."),
+        _c("batch_cache_write", "float", "Batch cache-write rate, likewise."),
     ),
     ("rank", "provider", "model"),
+)
+
+PRICE_TIERS = Table(
+    "price_tiers",
+    "Tiered rates of a price row: a line whose input tokens exceed `start_tokens` pays "
+    "`value` for all its tokens of that kind (the highest tier it passes), as genai-prices "
+    "prices it (e.g. Gemini 2.5 Pro above 200k prompt tokens).",
+    (
+        _c("rank", "int", "The price row's rank.", not_null=True),
+        _c("provider", "str", "The price row's provider.", not_null=True),
+        _c("model", "str", "The price row's model.", not_null=True),
+        _c("rate", "str", "input, output, cache_read, cache_write, batch_input, "
+           "batch_output, batch_cache_read or batch_cache_write.", not_null=True),
+        _c("start_tokens", "int", "The tier applies above this many input tokens.",
+           not_null=True),
+        _c("value", "float", "USD per 1M tokens in this tier.", not_null=True),
+    ),
+    ("rank", "provider", "model", "rate", "start_tokens"),
 )
 
 TABLES: tuple[Table, ...] = (
@@ -425,6 +448,7 @@ TABLES: tuple[Table, ...] = (
     BATCH_RESULTS,
     RESULTS_STATE,
     PRICES,
+    PRICE_TIERS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 

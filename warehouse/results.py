@@ -10,6 +10,7 @@ batch chunks (warehouse/load.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -135,9 +136,35 @@ def _state_frame(outcomes: list[BatchOutcome], run_id: str, at: datetime) -> pl.
                "replace": pl.Boolean, "same_failures": pl.Int64})
 
 
+class PriceUpdateLike(Protocol):
+    replace: bool
+    prices: pl.DataFrame
+    tiers: pl.DataFrame
+
+
 class PriceSource(Protocol):
-    def unstored(self) -> pl.DataFrame | None: ...
-    def stored(self) -> None: ...
+    """The run's prices (batchlake/pricing.py's PriceCache)."""
+
+    def for_load(self, names: Iterable[tuple[str, str]],
+                 stored_names: Callable[[], Iterable[tuple[str, str]]], *,
+                 replace: bool = False) -> Any: ...
+    def stored(self, update: Any) -> None: ...
+
+
+def _names(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(p, m) for p, m in con.execute(
+        f"SELECT DISTINCT provider, model FROM {table} WHERE model IS NOT NULL").fetchall()]
+
+
+def store_prices(con: duckdb.DuckDBPyConnection, prices: PriceSource, table: str, *,
+                 replace: bool = False) -> Any:
+    """Store what ``prices`` says the lines of ``table`` need (inside the caller's
+    transaction); returns the update, to report as stored after the commit."""
+    update = prices.for_load(_names(con, table), lambda: _names(con, "batch_results"),
+                             replace=replace)
+    if update is not None:
+        write_prices(con, update)
+    return update
 
 
 def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: datetime,
@@ -162,15 +189,14 @@ def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: 
         # the lock spans the commit and ``stored``: no other load asks for the prices between
         with wh.lock:
             with wh.transaction() as con:
-                table = prices.unstored() if files else None
-                if table is not None:
-                    replace_prices(con, table)
+                update = None
                 con.register("incoming_states", ArrowStream(states))
                 try:
                     if files:
                         paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                         con.execute("CREATE OR REPLACE TEMP VIEW incoming_results AS SELECT * "
                                     f"FROM read_parquet([{paths}])")
+                        update = store_prices(con, prices, "incoming_results")
                         con.execute("CREATE OR REPLACE TEMP VIEW incoming_batches AS SELECT "
                                     "provider, batch_id, replace FROM incoming_states "
                                     "WHERE state = 'loaded'")
@@ -183,33 +209,38 @@ def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: 
                 rejects = [r for o in outcomes for r in o.rejects]
                 if rejects:
                     wh._insert_rejects(rejects, run_id, at)
-            if table is not None:
-                prices.stored()
+            if update is not None:
+                prices.stored(update)
     finally:
         for o in outcomes:
             o.remove()
 
 
-def replace_prices(con: duckdb.DuckDBPyConnection, prices: pl.DataFrame) -> None:
-    """The prices in force become the stored table (inside the caller's transaction)."""
+def write_prices(con: duckdb.DuckDBPyConnection, update: PriceUpdateLike) -> None:
+    """Store a price update (inside the caller's transaction): the whole tables replaced, or
+    the rows of new names added."""
     from batchlake.warehouse.load import ArrowStream
 
-    con.register("incoming_prices", ArrowStream(prices))
-    try:
-        cols = ", ".join(_q(c) for c in prices.columns)
-        con.execute("DELETE FROM prices")
-        con.execute(f"INSERT INTO prices ({cols}) SELECT {cols} FROM incoming_prices")
-    finally:
-        con.unregister("incoming_prices")
+    for table, frame in (("prices", update.prices), ("price_tiers", update.tiers)):
+        if update.replace:
+            con.execute(f"DELETE FROM {table}")
+        if frame.is_empty():
+            continue
+        con.register("incoming_prices", ArrowStream(frame))
+        try:
+            cols = ", ".join(_q(c) for c in frame.columns)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming_prices")
+        finally:
+            con.unregister("incoming_prices")
 
 
-def reprice(wh: Warehouse, prices: pl.DataFrame) -> tuple[int, int]:
-    """Store ``prices`` and recompute every stored line's cost; return (lines, unpriced)."""
+def reprice(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
+    """Store the prices in force for every stored line's name and recompute every cost;
+    return (lines, unpriced)."""
     with wh.transaction() as con:
-        replace_prices(con, prices)
+        store_prices(con, prices, "batch_results", replace=True)
         for stmt in statements("reprice"):
             con.execute(stmt)
     lines, unpriced = wh.query("SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL) "
                                "FROM batch_results")[0]
     return int(lines), int(unpriced)
-
