@@ -274,8 +274,12 @@ def sync(
         help="Also read the results (and cost) of newly finished batches (default: yes).")
     ] = None,
     results_limit: Annotated[int | None, typer.Option(
-        help="Read at most this many batches' results per provider in this run (oldest "
-             "first; the rest follow in later runs).")] = None,
+        help="Read at most this many batches' results per provider in this run (newest "
+             "finished first; the rest follow in later runs).")] = None,
+    results_budget: Annotated[float | None, typer.Option(
+        help="Seconds this run may spend reading results, newest finished batch first "
+             "(env BATCHLAKE_RESULTS_BUDGET_S; default 60; 0: no limit); the rest is the "
+             "backlog: batchlake results --status shows it.", show_default=False)] = None,
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
@@ -289,7 +293,8 @@ def sync(
                          timeout=timeout, lock_timeout=lock_timeout, page_limit=page_limit,
                          chunk_size=chunk_size, publish=publish,
                          publish_storage_version=publish_storage_version, results=results,
-                         results_limit=results_limit, prices=prices, prices_only=prices_only,
+                         results_limit=results_limit, results_budget=results_budget,
+                         prices=prices, prices_only=prices_only,
                          store_result_bodies=store_result_bodies)
     if settings.publish_path:
         from batchlake.warehouse.publish import check_storage_version, check_target
@@ -355,31 +360,70 @@ def results_cmd(
     api_key_header: ApiKeyHeaderOpt = None,
     refetch: Annotated[bool, typer.Option(
         help="Read again the results already stored (their lines are replaced).")] = False,
+    status: Annotated[bool, typer.Option(
+        "--status", help="Show the results backlog and the batches that failed, with their "
+        "reasons (reads the database only).")] = False,
+    budget: Annotated[float, typer.Option(
+        help="Seconds to spend at most (0: until the backlog is drained).")] = 0.0,
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
     lock_timeout: Annotated[float | None, typer.Option(
         help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
+    fmt: FormatOpt = "table",
 ) -> None:
-    """Read the results of finished batches already stored (each batch once) and price them.
-
-    A sync does this too; this command reads results without listing batches.
+    """Read the results of finished batches already stored (each batch once), newest
+    finished first, and price them: drains the backlog a sync's budget left, with a
+    progress bar on a terminal. --status shows the backlog instead.
 
     Example: batchlake results --providers openai --prices my-prices.csv
+
+    Example: batchlake results --status
     """
+    if status:
+        from batchlake.warehouse.results import backlog_status, failing
+
+        path = _db(db)
+        with _reading(path, lock_timeout or 30.0) as con:
+            print_frame(backlog_status(con), fmt, title="results by provider")
+            print_frame(failing(con), fmt, title="batches whose results failed (newest "
+                                                 "attempt first)")
+        return
     settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
                          db=db, providers=providers, prices=prices, prices_only=prices_only,
                          store_result_bodies=store_result_bodies, lock_timeout=lock_timeout)
     _preflight(settings)
     from batchlake.pipeline import sync_results_only
 
-    rep = sync_results_only(settings, refetch=refetch)
+    with _results_progress(err.is_terminal) as progress:
+        rep = sync_results_only(settings, refetch=refetch, budget_s=budget,
+                                on_progress=progress)
     df = pl.DataFrame([{k: r.as_row()[k] for k in (
-        "provider", "status", "results_batches", "result_lines", "results_failed", "error")}
-        for r in rep.results])
-    print_frame(df, title=f"results run {rep.run_id}")
+        "provider", "status", "results_batches", "result_lines", "results_failed",
+        "results_backlog", "error")} for r in rep.results])
+    print_frame(df, fmt, title=f"results run {rep.run_id}")
+    for r in rep.results:
+        for w in r.warnings:
+            err.print(f"{r.provider}: {w}", highlight=False)
     if rep.all_failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _results_progress(enabled: bool) -> Iterator[Any]:
+    """A progress bar over the backlog on a terminal; silent otherwise."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("results"), BarColumn(bar_width=None),
+                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} batches"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task("results", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done))
+
+        yield update
 
 
 @app.command()
@@ -457,6 +501,9 @@ def gateway(
     results_encoding: Annotated[str, typer.Option(
         help="How results bodies are written: go (Bifrost's encoder: HTML-escaped, final "
              "newline), raw, ascii (every non-ASCII character escaped) or indented.")] = "go",
+    results_route: Annotated[str, typer.Option(
+        help="ok; missing (results answer a router's plain 404: a gateway without the "
+             "route); bifrost-404 (one Bifrost 404 for every batch).")] = "ok",
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -472,7 +519,10 @@ def gateway(
                     future_share=future_share, providers=parse_providers(providers),
                     history_s=int(history_days * 86400), metadata_keys=metadata_keys,
                     wild=wild, results_max_lines=results_max_lines or None,
-                    results_encoding=results_encoding)
+                    results_encoding=results_encoding, results_route=results_route)
+    if results_route not in ("ok", "missing", "bifrost-404"):
+        raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing "
+                          "or bifrost-404")
     if big_batch:
         gw.add_big_batch(big_batch)
     try:

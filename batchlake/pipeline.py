@@ -11,6 +11,7 @@ and the CLI's direct mode both call these; nothing here knows about Prefect.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,8 @@ from batchlake.warehouse import Warehouse
 
 def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None = None,
                   raise_errors: bool = False) -> ProviderResult:
-    """Sync one provider; failures are recorded in sync_runs (and re-raised if asked)."""
+    """Sync one provider's batch objects; failures are recorded in sync_runs (and re-raised
+    if asked). Results are read after every provider's batches (``read_results``)."""
     wh, settings = ctx.warehouse, ctx.settings
     mode = "ids" if batch_ids else ("full" if ctx.full_refresh else "incremental")
     watermark = None if mode != "incremental" else wh.watermark(provider)
@@ -47,9 +49,6 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     wh.start_run(ctx.run_id, provider, mode, ctx.started_at, watermark)
     try:
         sync_batches(ctx, provider, result, batch_ids=batch_ids)
-        if settings.results:
-            sync_results(ctx, provider, result, batch_ids=batch_ids,
-                         refetch=ctx.refetch_results)
         result.status = "ok"
     except BatchlakeError as e:
         result.status, result.error = "failed", one_line(str(e), settings)
@@ -65,6 +64,33 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     if result.status != "ok" and raise_errors:
         raise ProviderFailed(f"{provider}: {result.error}")
     return result
+
+
+def read_results(ctx: RunContext, results: list[ProviderResult], *,
+                 batch_ids: list[str] | None = None, refetch: bool = False,
+                 budget_s: float | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
+    """The results stage, once the batch tables are committed: the finished batches of the
+    providers whose sync went well, newest finished first, within the results budget; each
+    provider's sync_runs row gets its counts. A failure of the stage itself (the database)
+    fails those providers, with the reason."""
+    todo = {r.provider: r for r in results if r.status == "ok"}
+    if not todo or not ctx.settings.results:
+        return
+    try:
+        sync_results(ctx, todo, batch_ids=batch_ids, refetch=refetch, budget_s=budget_s,
+                     on_progress=on_progress)
+    except BatchlakeError as e:
+        for r in todo.values():
+            r.status, r.error = "failed", one_line(str(e), ctx.settings)
+    except Exception as e:  # unexpected: say what it was, keep what was committed
+        ctx.logger.debug("the results stage crashed", exc_info=True)
+        for r in todo.values():
+            r.status = "failed"
+            r.error = one_line(f"{type(e).__name__}: {e}", ctx.settings)
+    finally:
+        for r in todo.values():
+            record_finish(ctx.warehouse, ctx.run_id, r)
 
 
 def _summary(r: ProviderResult) -> str:
@@ -103,36 +129,35 @@ def sync(
                                 thread_name_prefix="provider") as pool:
             results = list(pool.map(
                 lambda p: sync_provider(ctx, p, batch_ids=batch_ids), provs))
+        # every provider's batches are committed (and readable) before any results are read
+        read_results(ctx, results, batch_ids=batch_ids, refetch=refetch_results)
         report = SyncReport(rid, started, results)
         report.published = publish_snapshot(wh, settings, report)
     return report
 
 
 def sync_results_only(settings: Settings, *, refetch: bool = False,
+                      budget_s: float = 0.0,
+                      on_progress: Callable[[int, int], None] | None = None,
                       logger: logging.Logger | logging.LoggerAdapter[Any] = log) -> SyncReport:
     """Read (and price) the results of the finished batches already stored, without listing
-    batches: ``batchlake results``. Recorded in sync_runs with mode 'results'."""
+    batches: ``batchlake results``, which drains the backlog (``budget_s`` 0: no limit).
+    Recorded in sync_runs with mode 'results'."""
     started = datetime.now(UTC)
     rid = new_run_id()
     prices = PriceCache(settings)
     prices.check()
-    results: list[ProviderResult] = []
     with sync_runtime(), \
             Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, rid, started, logger=logger, prices=prices,
                          refetch_results=refetch)
-        for provider in settings.providers:
-            r = ProviderResult(provider, mode="results")
-            wh.start_run(rid, provider, "results", started, None)
-            try:
-                sync_results(ctx, provider, r, refetch=refetch)
-                r.status = "ok"
-            except BatchlakeError as e:
-                r.status, r.error = "failed", one_line(str(e), settings)
-            finally:
-                record_finish(wh, rid, r)
-            results.append(r)
+        results = [ProviderResult(provider, mode="results", status="ok")
+                   for provider in settings.providers]
+        for r in results:
+            wh.start_run(rid, r.provider, "results", started, None)
+        read_results(ctx, results, refetch=refetch, budget_s=budget_s,
+                     on_progress=on_progress)
     return SyncReport(rid, started, results)
 
 

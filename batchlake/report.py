@@ -154,6 +154,16 @@ def unpriced(con: duckdb.DuckDBPyConnection, provider: str | None = None) -> pl.
         [provider] if provider else None)
 
 
+def results_backlog(con: duckdb.DuckDBPyConnection, provider: str | None = None
+                    ) -> pl.DataFrame:
+    """Where finished batches' results stand, per provider: loaded, backlog, retries,
+    unavailable (warehouse/results.py, as ``batchlake results --status`` shows it)."""
+    from batchlake.warehouse.results import backlog_status
+
+    df = backlog_status(con)
+    return df.filter(pl.col("provider") == provider) if provider else df
+
+
 def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
           provider: str | None = None) -> dict[str, pl.DataFrame]:
     """All report sections, in display order."""
@@ -163,6 +173,7 @@ def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
         "costs": costs(con, since, provider),
         "request_errors": request_errors(con, since, provider),
         "unpriced": unpriced(con, provider),
+        "results_backlog": results_backlog(con, provider),
         "top_errors": top_errors(con, since, provider),
         "cache": cache(con, since, provider),
         "overdue": overdue(con, provider),

@@ -11,7 +11,12 @@ with no output (404 gone, 403, 400) is recorded as unavailable with the reason.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -41,16 +46,26 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
                ) -> store.BatchOutcome:
     """Stream one batch's results into staged parts; never raises for the batch's faults."""
     outcome = store.BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace)
-    model = todo.model if todo.model is not None else _model_by_retrieve(ctx, provider, todo)
+    model = todo.model
+    # asked at most once, and only when lines need it (see MODEL_BY_RETRIEVE)
+    may_retrieve = model is None and provider in MODEL_BY_RETRIEVE
     body = ResultsBody()
     items: list[Any] = []
     store_body = ctx.settings.store_result_bodies
 
     def flush(last: bool) -> None:
+        nonlocal model, may_retrieve
         if not items:
             return
-        flat = flatten_results(items, outcome.lines + outcome.rejected_lines, provider,
-                               todo.batch_id, model, store_body=store_body)
+        first = outcome.lines + outcome.rejected_lines
+        flat = flatten_results(items, first, provider, todo.batch_id, model,
+                               store_body=store_body)
+        if may_retrieve and _lines_without_model(flat.frame):
+            may_retrieve = False
+            model = _model_by_retrieve(ctx, provider, todo)
+            if model is not None:
+                flat = flatten_results(items, first, provider, todo.batch_id, model,
+                                       store_body=store_body)
         items.clear()
         frame = flat.frame.with_columns(pl.lit(ctx.run_id, pl.String).alias("run_id"))
         if last and not outcome.files:
@@ -79,6 +94,8 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
         transient = isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
         outcome.state = "retry" if transient else "unavailable"
         outcome.unreadable = isinstance(e, GatewayBadResponse) and e.unreadable
+        outcome.route_suspect = e.status in (404, 405) and not e.bifrost_body
+        outcome.same_suspect = e.status == 404 and e.bifrost_body
         if isinstance(e, GatewayBadResponse):  # an unreadable body: one reject per attempt
             outcome.rejects = [{"provider": provider, "batch_id": todo.batch_id,
                                 "reason": f"results body unreadable: {outcome.error}",
@@ -99,16 +116,21 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.Pendin
 
 # Providers whose list pages leave the batch's model out while their result lines may not
 # name one either: Bifrost's Bedrock listing carries no model_requested, and Llama and Nova
-# bodies carry no model (only Claude's do). One retrieve of the batch names it.
+# bodies carry no model (only Claude's do). One retrieve of the batch names it, asked only
+# for a batch whose lines need it.
 MODEL_BY_RETRIEVE = frozenset({"bedrock"})
+
+
+def _lines_without_model(frame: pl.DataFrame) -> bool:
+    """Lines with usage that name no model: they cannot be priced without the batch's."""
+    return frame.height > 0 and frame.select(
+        (pl.col("model").is_null() & pl.col("input_tokens").is_not_null()).any()).item()
 
 
 def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
                        ) -> str | None:
     """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
     for a provider whose listing leaves it out; None when that does not say either."""
-    if provider not in MODEL_BY_RETRIEVE:
-        return None
     try:
         obj = ctx.client.retrieve_batch(provider, todo.batch_id)
     except GatewayError:
@@ -118,45 +140,223 @@ def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
     return model if isinstance(model, str) and model else None
 
 
-def sync_results(ctx: RunContext, provider: str, result: ProviderResult, *,
-                 batch_ids: list[str] | None = None, refetch: bool = False) -> None:
-    """Read and load the results of ``provider``'s finished batches (see the module)."""
+@dataclass
+class _Suspects:
+    """404s that may say "no such route" rather than "no such results" (see _RouteWatch)."""
+
+    outcomes: list[store.BatchOutcome] = field(default_factory=list)
+    template: str | None = None
+
+
+class _RouteWatch:
+    """Tells a results route the gateway does not have from batches that have no results, so
+    that a missing route costs a few requests a run, not one per batch, and settles nothing.
+
+    - A 404 or 405 whose body is no Bifrost error body (a router's or proxy's own answer),
+      ``ROUTE_MISSING_AFTER`` times in a row: the gateway has no results route. Every
+      provider stops for this run.
+    - Bifrost-bodied 404s, ``SAME_404_AFTER`` batches of a provider in a row, with one message
+      (the batch id aside), for a batch the gateway does know (one retrieve shows it): the
+      gateway answers 404 for that provider's results whatever the batch. It stops.
+
+    Suspect outcomes wait here, unrecorded: if the pattern breaks (a batch loads, another
+    error), they were real and go to the load group; if it holds, they are dropped, so those
+    batches are asked again at a later run."""
+
+    ROUTE_MISSING_AFTER = 3
+    SAME_404_AFTER = 5
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.missing: str | None = None  # the gateway-wide finding, one line
+        self.stopped: dict[str, str] = {}  # provider -> the finding, one line
+        self._plain = _Suspects()
+        self._same: dict[str, _Suspects] = {}
+
+    def stops(self, provider: str) -> bool:
+        return self.missing is not None or provider in self.stopped
+
+    def take(self, o: store.BatchOutcome) -> list[store.BatchOutcome]:
+        """The outcomes to record now (``o`` and suspects it clears), in order."""
+        if self.stops(o.provider):
+            return [] if o.route_suspect or o.same_suspect else [o]
+        if o.route_suspect:
+            self._plain.outcomes.append(o)
+            if len(self._plain.outcomes) >= self.ROUTE_MISSING_AFTER:
+                self.missing = (f"the gateway has no results route: GET /v1/batches/{{id}}/"
+                                f"results answered {o.status} without a Bifrost error body "
+                                f"for {len(self._plain.outcomes)} batches in a row "
+                                f"({o.error}); results are asked again at the next run")
+                self._plain.outcomes.clear()
+            return []
+        out = self._plain.outcomes
+        self._plain = _Suspects()
+        same = self._same.setdefault(o.provider, _Suspects())
+        if o.same_suspect:
+            template = (o.error or "").replace(o.batch_id, "{id}")
+            if same.template not in (None, template):
+                out, same.outcomes = out + same.outcomes, []
+            same.template = template
+            same.outcomes.append(o)
+            if len(same.outcomes) >= self.SAME_404_AFTER:
+                if self._batch_is_known(o):
+                    self.stopped[o.provider] = (
+                        f"the gateway answers 404 for {o.provider}'s results whatever the "
+                        f"batch ({len(same.outcomes)} in a row, one of them a batch it "
+                        f"knows: {o.error}); results are asked again at the next run")
+                    same.outcomes = []
+                else:
+                    out, same.outcomes = out + same.outcomes, []
+            return out
+        out, same.outcomes, same.template = out + same.outcomes + [o], [], None
+        return out
+
+    def drain(self) -> list[store.BatchOutcome]:
+        """At the end: suspects that never made a pattern were real answers."""
+        out = self._plain.outcomes
+        for same in self._same.values():
+            out += same.outcomes
+        self._plain, self._same = _Suspects(), {}
+        return out
+
+    def _batch_is_known(self, o: store.BatchOutcome) -> bool:
+        try:
+            self.ctx.client.retrieve_batch(o.provider, o.batch_id)
+        except GatewayError:
+            return False
+        return True
+
+
+PAGE_BATCHES = 2_000  # pending batches read from the database at a time
+
+
+def sync_results(ctx: RunContext, results: dict[str, ProviderResult], *,
+                 batch_ids: list[str] | None = None, refetch: bool = False,
+                 budget_s: float | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Read and load the results of the finished batches of ``results``' providers, newest
+    finished first, until ``budget_s`` seconds have passed (default: settings'; 0: no limit);
+    what is left is the backlog, counted in each ``ProviderResult``. ``on_progress(done,
+    total)`` after each batch. See the module."""
     wh = ctx.warehouse
-    if not isinstance(wh, Warehouse):
+    if not isinstance(wh, Warehouse) or not results:
         return  # a remote worker: the flow process reads results after loading batches
-    todo = store.pending(wh, provider, refetch=refetch, now=ctx.started_at,
-                         batch_ids=batch_ids, limit=ctx.settings.results_limit)
-    if not todo:
-        return
+    settings = ctx.settings
+    budget = settings.results_budget_s if budget_s is None else budget_s
+    deadline = time.monotonic() + budget if budget > 0 else None
+    providers = list(results)
+    run_id, now = ctx.run_id, ctx.started_at
+    if not refetch:
+        for provider, n in store.settle_past_retention(
+                wh, providers, now=now, run_id=run_id, batch_ids=batch_ids).items():
+            if n:
+                results[provider].warnings.append(
+                    f"{n} batches past {provider}'s {store.RESULTS_RETENTION_DAYS[provider]}-day "
+                    "results retention settled as unavailable without a request")
+    total = store.pending_count(wh, providers, refetch=refetch, now=now, run_id=run_id,
+                                batch_ids=batch_ids) if on_progress else 0
+    watch = _RouteWatch(ctx)
+    taken: dict[str, int] = dict.fromkeys(providers, 0)
+    limit = settings.results_limit
     group: list[store.BatchOutcome] = []
-    lines = 0
+    lines = done = submitted = 0
+
+    def record(o: store.BatchOutcome) -> None:
+        nonlocal lines
+        r = results[o.provider]
+        if o.state == "loaded":
+            r.results_batches += 1
+            r.result_lines += o.lines
+            if o.error:
+                r.warnings.append(f"results of {o.batch_id}: {o.error}")
+        else:
+            r.results_failed += 1
+        group.append(o)
+        lines += o.lines
 
     def commit() -> None:
         nonlocal group, lines
         if group:
-            store.load_group(wh, group, run_id=ctx.run_id, at=now_utc(), prices=ctx.prices)
+            store.load_group(wh, group, run_id=run_id, at=now_utc(), prices=ctx.prices)
         group, lines = [], 0
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency,
-                            thread_name_prefix=f"results-{provider}") as pool:
+    def open_providers() -> list[str]:
+        return [p for p in providers if not watch.stops(p)
+                and (limit is None or taken[p] < limit)]
+
+    ahead = max(1, settings.concurrency) * 2  # read ahead, bounded: memory stays flat
+    # Slow start: one batch in flight, twice as many after each answer that is no suspect
+    # of a missing route, so that a gateway without the route costs a few requests, not a
+    # window's worth.
+    window = 1
+    inflight: deque[Future[store.BatchOutcome]] = deque()
+
+    def consume() -> None:
+        nonlocal done, window
+        outcome = inflight.popleft().result()
+        if not (outcome.route_suspect or outcome.same_suspect):
+            window = min(ahead, window * 2)
+        for o in watch.take(outcome):
+            record(o)
+        done += 1
+        if on_progress:
+            on_progress(done, total)
+
+    out_of_time = False
+    with ThreadPoolExecutor(max_workers=settings.concurrency,
+                            thread_name_prefix="results") as pool:
         try:
-            for outcome in pool.map(lambda t: read_batch(wh, ctx, provider, t), todo):
-                if outcome.state == "loaded":
-                    result.results_batches += 1
-                    result.result_lines += outcome.lines
-                    if outcome.error:
-                        result.warnings.append(f"results of {outcome.batch_id}: "
-                                               f"{outcome.error}")
-                else:
-                    result.results_failed += 1
-                group.append(outcome)
-                lines += outcome.lines
-                if lines >= GROUP_LINES or len(group) >= GROUP_BATCHES:
-                    commit()
-            commit()
+            while True:
+                todo = [] if out_of_time else store.pending(
+                    wh, open_providers(), refetch=refetch, now=now, run_id=run_id,
+                    batch_ids=batch_ids, limit=PAGE_BATCHES)
+                todo = [t for t in todo if limit is None or taken[t.provider] < limit]
+                if not todo and not inflight:
+                    break
+                for t in todo:
+                    # the budget is checked before each batch but the first: every run
+                    # settles at least one, so a backlog always shrinks
+                    if deadline is not None and submitted and time.monotonic() > deadline:
+                        out_of_time = True
+                        break
+                    if watch.stops(t.provider) or (limit is not None
+                                                    and taken[t.provider] >= limit):
+                        continue
+                    taken[t.provider] += 1
+                    submitted += 1
+                    inflight.append(pool.submit(read_batch, wh, ctx, t.provider, t))
+                    while len(inflight) >= window:
+                        consume()
+                        if lines >= GROUP_LINES or len(group) >= GROUP_BATCHES:
+                            commit()
+                while inflight:  # the page's last batches, then the page is committed
+                    consume()
+                for o in watch.drain():
+                    record(o)
+                commit()
+                if out_of_time or not todo:
+                    break
         finally:
+            for f in inflight:
+                f.cancel()
+            for f in inflight:
+                if not f.cancelled():
+                    with contextlib.suppress(Exception):
+                        f.result().remove()
             for o in group:  # after a failure: staged parts that will not be loaded
                 o.remove()
-    if result.results_failed:
-        result.warnings.append(f"{result.results_failed} finished batches' results could not "
-                               "be read (see batch_results_state)")
+    backlog = store.pending_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
+                                   batch_ids=batch_ids) if (out_of_time or watch.missing or
+                                                            watch.stopped) else {}
+    for provider, r in results.items():
+        r.results_backlog = backlog.get(provider, 0)
+        finding = watch.missing or watch.stopped.get(provider)
+        if finding:
+            r.warnings.append(finding)
+        if r.results_backlog and out_of_time:
+            r.warnings.append(f"results budget of {budget:g} s spent: {r.results_backlog} "
+                              "finished batches wait for a later run (batchlake results "
+                              "reads them now)")
+        if r.results_failed:
+            r.warnings.append(f"{r.results_failed} finished batches' results could not be "
+                              "read (see batch_results_state)")

@@ -44,6 +44,7 @@ class ProviderResult:
     results_batches: int = 0  # finished batches whose results were loaded this run
     result_lines: int = 0
     results_failed: int = 0
+    results_backlog: int = 0  # finished batches left for a later run (budget, missing route)
     deferred: int = 0  # open batches backed off this run (batchlake/planner.py)
     plan: str = ""
 
@@ -54,7 +55,8 @@ class ProviderResult:
                 "unchanged": self.counts.unchanged, "rejected": self.counts.rejected,
                 "snapshots": self.counts.snapshots, "results_batches": self.results_batches,
                 "result_lines": self.result_lines, "results_failed": self.results_failed,
-                "deferred": self.deferred, "plan": self.plan,
+                "results_backlog": self.results_backlog, "deferred": self.deferred,
+                "plan": self.plan,
                 "error": self.error or "", "warnings": "; ".join(self.warnings)}
 
 
@@ -86,7 +88,7 @@ class Sink(Protocol):
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None, results_batches: int = 0,
                    result_lines: int = 0, results_failed: int = 0, deferred: int = 0,
-                   plan: str = "") -> None: ...
+                   plan: str = "", results_backlog: int = 0) -> None: ...
     def stage_chunk(self, flat: FlatFrames) -> Any: ...
     def load_staged_async(self, staged: list[Any], *, run_id: str, observed_at: datetime,
                           now: bool = True) -> Future[ChunkCounts]: ...
@@ -140,7 +142,7 @@ def record_finish(sink: Sink, run_id: str, r: ProviderResult) -> None:
                     pages=r.pages, fetched=r.fetched, refetched=r.refetched, counts=r.counts,
                     warnings=r.warnings, error=r.error, results_batches=r.results_batches,
                     result_lines=r.result_lines, results_failed=r.results_failed,
-                    deferred=r.deferred, plan=r.plan)
+                    deferred=r.deferred, plan=r.plan, results_backlog=r.results_backlog)
 
 
 def one_line(text: str, settings: Settings) -> str:

@@ -64,6 +64,7 @@ ENV_NAMES: dict[str, str] = {
     "store_result_bodies": "BATCHLAKE_STORE_RESULT_BODIES",
     "results": "BATCHLAKE_RESULTS",
     "results_limit": "BATCHLAKE_RESULTS_LIMIT",
+    "results_budget": "BATCHLAKE_RESULTS_BUDGET_S",
     "publish": "BATCHLAKE_PUBLISH",
     "publish_storage_version": "BATCHLAKE_PUBLISH_STORAGE_VERSION",
     "insecure": "BATCHLAKE_INSECURE",
@@ -73,7 +74,8 @@ SECRETS = ("api_key", "basic_password")
 CONFIG_FILE = "batchlake.toml"
 # option name -> Settings field, where they differ
 _FIELD = {"db": "db_path", "timeout": "timeout_s", "lock_timeout": "lock_timeout_s",
-          "publish": "publish_path", "poll_interval": "poll_interval_s"}
+          "publish": "publish_path", "poll_interval": "poll_interval_s",
+          "results_budget": "results_budget_s"}
 
 
 def _f(name: str, doc: str) -> Any:
@@ -117,6 +119,8 @@ class ConfigValues(BaseSettings):
     results: bool | None = _f("results", "Read finished batches' results.")
     results_limit: int | None = Field(None, ge=1, validation_alias=AliasChoices(
         "results_limit", ENV_NAMES["results_limit"]))
+    results_budget: float | None = Field(None, ge=0, validation_alias=AliasChoices(
+        "results_budget", ENV_NAMES["results_budget"]))
     publish: str | None = _f("publish", "Publish a read-only snapshot here.")
     publish_storage_version: str | None = _f("publish_storage_version",
                                              "DuckDB storage format of the snapshot.")
@@ -178,6 +182,7 @@ class Resolved:
             "store_result_bodies": str(s.store_result_bodies).lower(),
             "results": str(s.results).lower(),
             "results_limit": "" if s.results_limit is None else str(s.results_limit),
+            "results_budget": f"{s.results_budget_s:g}",
             "publish": s.publish_path or "",
             "publish_storage_version": s.publish_storage_version or "",
             "insecure": str(not s.verify_tls).lower(),
@@ -279,8 +284,8 @@ def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
     kw: dict[str, Any] = {}
     for name in ("prices", "prices_only", "max_retries", "backoff_base_s", "timeout",
                  "lock_timeout", "page_limit", "chunk_size", "concurrency", "store_raw",
-                 "store_result_bodies", "results", "results_limit", "publish",
-                 "publish_storage_version", "db", "poll_interval"):
+                 "store_result_bodies", "results", "results_limit", "results_budget",
+                 "publish", "publish_storage_version", "db", "poll_interval"):
         value = getattr(v, name)
         if value is not None:
             kw[_FIELD.get(name, name)] = value

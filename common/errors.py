@@ -19,9 +19,13 @@ class ConfigError(BatchlakeError):
 class GatewayError(BatchlakeError):
     """The gateway could not give us what we asked for."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None,
+                 bifrost_body: bool = True) -> None:
         super().__init__(message)
         self.status = status
+        # False: the answer's body was not a Bifrost error body (a router's or a proxy's
+        # own 404/405: the route itself is missing, not the thing asked for)
+        self.bifrost_body = bifrost_body
 
 
 class GatewayUnreachable(GatewayError):

@@ -91,6 +91,11 @@ class Settings:
     prices_only: bool = False
     store_result_bodies: bool = False  # keep each line's response body (redacted)
     results_limit: int | None = None  # at most this many batches' results per provider a run
+    # Seconds a sync may spend reading results (newest finished batch first); the rest is the
+    # backlog, read by later runs or `batchlake results`. 0: no limit. A time, not a count:
+    # one results request costs from a millisecond (a 404) to minutes (a 100k-request body
+    # the gateway downloads from the provider), and a scheduled run must end in its interval.
+    results_budget_s: float = 60.0
 
     def __repr__(self) -> str:
         return (f"Settings(base_url={redact_url(self.base_url)!r}, auth={self.auth!r}, "

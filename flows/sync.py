@@ -30,9 +30,8 @@ from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
 from batchlake.flows.remote import fetch_provider_task, settings_from_env
 from batchlake.gateway import GatewayClient
-from batchlake.pipeline import sync_provider
+from batchlake.pipeline import read_results, sync_provider
 from batchlake.publishing import publish_snapshot
-from batchlake.results import sync_results
 from batchlake.run import (
     ProviderFailed,
     ProviderResult,
@@ -40,7 +39,6 @@ from batchlake.run import (
     SyncReport,
     new_run_id,
     now_utc,
-    record_finish,
 )
 from batchlake.warehouse import Warehouse
 
@@ -70,6 +68,15 @@ def sync_provider_task(run_id: str, provider: str, batch_ids: list[str] | None =
         # exception (and its traceback) in the task state.
         raise ProviderFailed(failure)
     return _RESULTS[run_id][provider].as_row()
+
+
+@task(cache_policy=NO_CACHE, task_run_name="results")
+def results_task(run_id: str, batch_ids: list[str] | None = None) -> None:
+    """Read the finished batches' results, newest first, within the results budget, for the
+    providers whose batches synced (batchlake/pipeline.py read_results)."""
+    ctx = _CONTEXTS[run_id]
+    results = _RESULTS[run_id]
+    read_results(ctx, [r for r in results.values() if r.status == "ok"], batch_ids=batch_ids)
 
 
 def _run_provider(run_id: str, provider: str, batch_ids: list[str] | None) -> str | None:
@@ -140,6 +147,8 @@ def sync_batches(
                     f.wait()
                 results = [_RESULTS[run_id].get(p) or _last_result(wh, run_id, p)
                            for p in provs]
+                # once every provider's batches are committed: one coarse task
+                results_task(run_id, batch_ids)
             overdue = rpt.overdue(wh.con)
             costs = run_costs(wh, run_id)
             report = SyncReport(run_id, started, results)
@@ -172,13 +181,8 @@ def _run_distributed(ctx: RunContext, provs: tuple[str, ...], base_url: str,
     for f in futures:
         result, collector = f.result()
         collector.replay(wh, result, run_id=run_id, observed_at=started)
-        if result.status == "ok" and ctx.settings.results:
-            try:
-                sync_results(ctx, result.provider, result, batch_ids=batch_ids)
-            except BatchlakeError as e:
-                result.status, result.error = "failed", str(e)
-            record_finish(wh, run_id, result)
         results.append(result)
+    read_results(ctx, results, batch_ids=batch_ids)
     return results
 
 

@@ -138,6 +138,17 @@ def _proxy_applies(base_url: str) -> bool:
     return not urllib.request.proxy_bypass(url.hostname or "")
 
 
+def _is_bifrost_error(body: bytes) -> bool:
+    """Whether a body is Bifrost's error body (``{"is_bifrost_error": …, "error": {…}}``),
+    as its handlers answer, rather than a router's or a proxy's own page."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and ("is_bifrost_error" in data or
+                                       isinstance(data.get("error"), dict))
+
+
 def _bifrost_message(body: bytes) -> str:
     """Bifrost's own error message from an error body, else a short excerpt."""
     try:
@@ -349,11 +360,15 @@ class GatewayClient:
             raise GatewayAuthError(
                 f"gateway refused the credentials ({status}: {msg}); check --api-key / "
                 "BIFROST_API_KEY", status=status)
+        bifrost = _is_bifrost_error(body)
         if status == 404:
-            raise GatewayNotFound(f"not found (404: {msg})", status=status)
+            raise GatewayNotFound(f"not found (404: {msg})", status=status,
+                                  bifrost_body=bifrost)
         if status == 400:
-            raise GatewayBadRequest(f"gateway rejected the request (400: {msg})", status=400)
-        raise GatewayError(f"gateway answered {status}: {msg}", status=status)
+            raise GatewayBadRequest(f"gateway rejected the request (400: {msg})", status=400,
+                                    bifrost_body=bifrost)
+        raise GatewayError(f"gateway answered {status}: {msg}", status=status,
+                           bifrost_body=bifrost)
 
     # -- the batch API ---------------------------------------------------------------------
     def retrieve_batch(self, provider: str, batch_id: str) -> Any:

@@ -91,6 +91,7 @@ class SimGateway:
         wild: bool = False,
         results_max_lines: int | None = 40,
         results_encoding: str = "go",
+        results_route: str = "ok",
     ) -> None:
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
@@ -107,6 +108,11 @@ class SimGateway:
         # How results bodies are written (simulator/results.py): Go's HTML-escaping encoder,
         # as Bifrost answers, unless a test or bench asks for another.
         self.results_encoding = results_encoding
+        # A gateway without the results route, as batchlake meets older or other gateways:
+        # "ok" serves results; "missing" answers as a router does for a route it lacks (404,
+        # plain text, no Bifrost error body); "bifrost-404" answers every results request
+        # with one Bifrost-bodied 404, whatever the batch.
+        self.results_route = results_route
         self._results_cache: dict[tuple[str, str], bytes] = {}
         self._results_cached_bytes = 0
         # Bodies set by hand (tests): served as they are for that (provider, batch id).
@@ -284,10 +290,10 @@ class SimGateway:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None
-                      ) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -381,6 +387,13 @@ class SimGateway:
                     self._send(200, body)
 
             def _results(self, provider: str, batch_id: str) -> None:
+                if gw.results_route == "missing":
+                    self._send(404, b"404 page not found\n", content_type="text/plain")
+                    return
+                if gw.results_route == "bifrost-404":
+                    self._send(404, _error_body(404, "Cannot GET /v1/batches/" + batch_id
+                                                + "/results"))
+                    return
                 broken = gw._take_fault(provider, "results", {"reset", "truncated"})
                 if broken is None and self._fault(provider, "results"):
                     return

@@ -5,6 +5,7 @@ re-syncs never ask again; repricing asks nothing."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from batchlake.pipeline import sync
 from batchlake.simulator import Fault, Plan, SimGateway
 from tests.conftest import rows, run_cli, settings_for
 
-NOW = 1_780_000_000
+# Recent, so that no batch is past a provider's results retention (Anthropic: 29 days)
+NOW = (int(time.time()) // 86400 - 1) * 86400
 HEADER = "provider,model,input,output,cache_read,cache_write,batch_input,batch_output\n"
 
 

@@ -253,7 +253,8 @@ def test_a_prices_file_parses_with_empty_cells_as_not_given() -> None:
     assert df.to_dicts()[0] == {"rank": 0, "provider": "openai", "model": "gpt-x",
                                 "input": 2.0, "output": 8.0, "cache_read": None,
                                 "cache_write": None, "batch_input": 1.0,
-                                "batch_output": None, "source": "f", "price_model": None}
+                                "batch_output": None, "source": "f", "price_model": None,
+                                "batch_cache_read": None, "batch_cache_write": None}
     assert df["provider"].to_list() == ["openai", "*"]
 
 

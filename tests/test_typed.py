@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -48,13 +48,20 @@ def both_paths(objs: list[Any], store_raw: bool = False) -> tuple[Any, Any | Non
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(gateway_objects(), min_size=1, max_size=4), st.booleans())
+@example([{"id": "0", "status": "validating", "completed_at": -1,
+           "request_counts": {"total": 0, "completed": 0, "failed": 0}},
+          {"id": "0", "status": "validating",
+           "request_counts": {"total": 0, "completed": 0, "failed": 0}}], False)
 def test_a_typed_page_gives_the_exact_paths_rows_and_refused_ones_go_there(
         objs: list[Any], store_raw: bool) -> None:
     exact, typed = both_paths(objs, store_raw)
     if typed is None:
         # Only a page the exact path has something to refuse in may leave the typed path
-        # (schema-valid, yet not storable: negative or millisecond timestamps, empty ids).
-        assert exact.rejects, objs
+        # (schema-valid, yet not storable: negative or millisecond timestamps, empty ids),
+        # or one where such an object is superseded by a later version of the same batch in
+        # the page (the last version wins: counted as a duplicate, not a reject). Found by
+        # this test now and then: [{"id": "0", "completed_at": -1, …}, {"id": "0", …}].
+        assert exact.rejects or exact.duplicates, objs
         return
     assert not exact.rejects
     assert_same(exact, typed)

@@ -293,6 +293,8 @@ SYNC_RUNS = Table(
            "batch_results_state)."),
         _c("warnings", "str", "Pagination anomalies seen (repeated cursor, duplicates…)."),
         _c("error_message", "str", "Why the provider failed (one line), else NULL."),
+        _c("results_backlog", "int", "Finished batches whose results this run left for a later "
+           "one (its results budget spent, or the gateway's results route missing)."),
     ),
     ("run_id", "provider"),
 )

@@ -578,18 +578,18 @@ class Warehouse:
                    pages: int, fetched: int, refetched: int, counts: ChunkCounts,
                    warnings: list[str], error: str | None, results_batches: int = 0,
                    result_lines: int = 0, results_failed: int = 0, deferred: int = 0,
-                   plan: str = "") -> None:
+                   plan: str = "", results_backlog: int = 0) -> None:
         with self.lock:
             self.con.execute(
                 "UPDATE sync_runs SET finished_at = ?, status = ?, pages = ?, fetched = ?, "
                 "refetched_by_id = ?, inserted = ?, updated = ?, unchanged = ?, rejected = ?, "
                 "snapshots_appended = ?, warnings = ?, error_message = ?, results_batches = ?, "
-                "result_lines = ?, results_failed = ?, deferred = ?, plan = ? "
-                "WHERE run_id = ? AND provider = ?",
+                "result_lines = ?, results_failed = ?, deferred = ?, plan = ?, "
+                "results_backlog = ? WHERE run_id = ? AND provider = ?",
                 [finished_at, status, pages, fetched, refetched, counts.inserted,
                  counts.updated, counts.unchanged, counts.rejected, counts.snapshots,
                  "; ".join(warnings) or None, error, results_batches, result_lines,
-                 results_failed, deferred, plan or None, run_id, provider])
+                 results_failed, deferred, plan or None, results_backlog, run_id, provider])
 
     def watermark(self, provider: str) -> datetime | None:
         rows = self.query("SELECT watermark FROM sync_state WHERE provider = ?", [provider])

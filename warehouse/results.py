@@ -58,10 +58,17 @@ def statements(name: str) -> list[str]:
     return _STATEMENTS[name]
 
 
+# How long a provider keeps a finished batch's results, in days after the batch's creation
+# (documented: Anthropic's Message Batches results are available for 29 days). A batch older
+# than that is settled as unavailable without a request (unless --refetch).
+RESULTS_RETENTION_DAYS: dict[str, int] = {"anthropic": 29}
+
+
 @dataclass
 class PendingBatch:
     """A finished batch whose results are to be read."""
 
+    provider: str
     batch_id: str
     model: str | None  # the batch's requested model: a line without one is priced as this
     replace: bool = False  # lines are stored already (a --refetch): replace them
@@ -86,6 +93,9 @@ class BatchOutcome:
     error: str | None = None
     status: int | None = None
     unreadable: bool = False  # the body came whole and cannot be read (see state.sql)
+    # a 404/405 that may be the route's, not the batch's (batchlake/results.py _RouteWatch)
+    route_suspect: bool = False  # no Bifrost error body
+    same_suspect: bool = False  # a Bifrost-bodied 404
 
     def remove(self) -> None:
         for f in self.files:
@@ -93,26 +103,92 @@ class BatchOutcome:
         self.frames = []
 
 
-def pending(wh: Warehouse, provider: str, *, refetch: bool, now: datetime,
-            batch_ids: list[str] | None = None, limit: int | None = None
-            ) -> list[PendingBatch]:
-    """Finished batches with output whose results are not stored yet (or, with ``refetch``,
-    all of them), oldest first, at most ``limit``; a batch to retry waits for its
-    ``next_attempt_at``."""
+def _pending_where(providers: list[str], *, refetch: bool, now: datetime, run_id: str,
+                   batch_ids: list[str] | None) -> tuple[str, list[Any]]:
     statuses = ", ".join(f"'{s}'" for s in STATUSES_WITH_OUTPUT)
-    where = "" if refetch else (
-        " AND (s.state IS NULL OR (s.state = 'retry' AND s.next_attempt_at <= ?))")
-    params: list[Any] = [provider] + ([] if refetch else [now])
+    where = (f"b.provider IN (SELECT unnest(?::VARCHAR[])) AND b.is_terminal "
+             f"AND b.status_norm IN ({statuses}) AND s.run_id IS DISTINCT FROM ?")
+    params: list[Any] = [providers, run_id]
+    if not refetch:
+        where += " AND (s.state IS NULL OR (s.state = 'retry' AND s.next_attempt_at <= ?))"
+        params.append(now)
     if batch_ids:
         where += " AND b.batch_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(batch_ids)
+    return where, params
+
+
+# When a batch finished: what "newest finished first" orders by.
+_FINISHED_AT = "coalesce(b.completed_at, b.cancelled_at, b.expired_at, b.created_at)"
+
+
+def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
+            run_id: str, batch_ids: list[str] | None = None, limit: int = 2000
+            ) -> list[PendingBatch]:
+    """Finished batches with output whose results are not stored yet (or, with ``refetch``,
+    all of them), newest finished first, at most ``limit``; a batch to retry waits for its
+    ``next_attempt_at``; a batch this run has asked already is not given again."""
+    if not providers:
+        return []
+    where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
+                                   batch_ids=batch_ids)
     rows = wh.query(
-        "SELECT b.batch_id, b.model_requested, coalesce(s.state = 'loaded', false) "
+        "SELECT b.provider, b.batch_id, b.model_requested, coalesce(s.state = 'loaded', false) "
         "FROM batches b LEFT JOIN batch_results_state s USING (provider, batch_id) "
-        f"WHERE b.provider = ? AND b.is_terminal AND b.status_norm IN ({statuses}){where} "
-        "ORDER BY b.created_at NULLS FIRST, b.batch_id"
-        + (f" LIMIT {int(limit)}" if limit is not None else ""), params)
-    return [PendingBatch(bid, model, bool(stored)) for bid, model, stored in rows]
+        f"WHERE {where} ORDER BY {_FINISHED_AT} DESC NULLS LAST, b.provider, b.batch_id "
+        f"LIMIT {int(limit)}", params)
+    return [PendingBatch(p, bid, model, bool(stored)) for p, bid, model, stored in rows]
+
+
+def pending_count(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
+                  run_id: str, batch_ids: list[str] | None = None) -> int:
+    if not providers:
+        return 0
+    where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
+                                   batch_ids=batch_ids)
+    return int(wh.query(
+        "SELECT count(*) FROM batches b LEFT JOIN batch_results_state s "
+        f"USING (provider, batch_id) WHERE {where}", params)[0][0])
+
+
+def pending_counts(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
+                   run_id: str, batch_ids: list[str] | None = None) -> dict[str, int]:
+    """Per provider, the finished batches still waiting for their results (the backlog)."""
+    if not providers:
+        return {}
+    where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
+                                   batch_ids=batch_ids)
+    return {p: int(n) for p, n in wh.query(
+        "SELECT b.provider, count(*) FROM batches b LEFT JOIN batch_results_state s "
+        f"USING (provider, batch_id) WHERE {where} GROUP BY b.provider", params)}
+
+
+def settle_past_retention(wh: Warehouse, providers: list[str], *, now: datetime,
+                          run_id: str, batch_ids: list[str] | None = None) -> dict[str, int]:
+    """Settle, without a request, the pending batches whose provider no longer keeps their
+    results (RESULTS_RETENTION_DAYS) as unavailable with that reason; per provider, how many."""
+    settled: dict[str, int] = {}
+    for provider, days in RESULTS_RETENTION_DAYS.items():
+        if provider not in providers:
+            continue
+        where, params = _pending_where([provider], refetch=False, now=now, run_id=run_id,
+                                       batch_ids=batch_ids)
+        reason = (f"{provider} keeps batch results for {days} days after a batch's creation; "
+                  "not requested (batchlake results --refetch asks anyway)")
+        with wh.transaction() as con:
+            n = con.execute(
+                "INSERT INTO batch_results_state AS t (provider, batch_id, state, lines, "
+                "rejected_lines, parse_errors, attempts, last_error, last_attempt_at, run_id, "
+                "same_failures) "
+                "SELECT b.provider, b.batch_id, 'unavailable', 0, 0, 0, 0, ?, ?, ?, 0 "
+                "FROM batches b LEFT JOIN batch_results_state s USING (provider, batch_id) "
+                f"WHERE {where} AND b.created_at < ? - to_days(?) "
+                "ON CONFLICT (provider, batch_id) DO UPDATE SET state = 'unavailable', "
+                "last_error = excluded.last_error, next_attempt_at = NULL, "
+                "run_id = excluded.run_id",
+                [reason, now, run_id, *params, now, days]).fetchall()
+            settled[provider] = int(n[0][0]) if n else 0
+    return settled
 
 
 def _state_frame(outcomes: list[BatchOutcome], run_id: str, at: datetime) -> pl.DataFrame:
@@ -244,3 +320,19 @@ def reprice(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
     lines, unpriced = wh.query("SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL) "
                                "FROM batch_results")[0]
     return int(lines), int(unpriced)
+
+
+def backlog_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per provider: finished batches, loaded, backlog, retries (due, waiting), unavailable,
+    the backlog's oldest and newest finish, lines stored (sql/results/status.sql)."""
+    from batchlake.warehouse.db import query_frame
+
+    return query_frame(con, sql.read("results/status.sql"))
+
+
+def failing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The 50 batches whose results failed most recently, with the reason."""
+    from batchlake.warehouse.db import query_frame
+
+    return query_frame(con, sql.read("results/failing.sql"))
+

@@ -1,0 +1,187 @@
+"""Results at history scale, over real HTTP: the batch tables first, results newest finished
+first within a budget, the backlog shown and drained, a missing results route detected after
+a few requests (and asked again at a later run), batches past their provider's retention
+settled without a request, and every finished batch settled exactly once over the runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import batchlake.results as results_stage
+from batchlake.pipeline import sync, sync_results_only
+from batchlake.simulator import Plan
+from tests.conftest import rows, run_cli, settings_for
+from tests.test_results import body, chat, results_requests
+
+DAY = 86400
+NOW = (int(time.time()) // DAY - 1) * DAY
+
+
+def finished(provider: str, bid: str, age_days: float, *, total: int = 3,
+             model: str = "gpt-4o-mini") -> Plan:
+    """A batch created ``age_days`` ago that finished an hour later."""
+    return Plan(provider=provider, id=bid, created_at=int(NOW - age_days * DAY),
+                validate_s=10, run_s=3600, finalize_s=10, outcome="completed", total=total,
+                fail_ratio=0.0, model=model, endpoint="/v1/chat/completions",
+                metadata={"team": "search"}, cache=None, n_errors=0)
+
+
+def history(make_gateway: Any, n: int, **kw: Any) -> Any:
+    gw = make_gateway(0, providers=("openai",), now=NOW, **kw)
+    for i in range(n):
+        bid = f"b{i:03d}"
+        gw.add_plan(finished("openai", bid, 1 + i * 0.1))  # b000 the newest
+        gw.results_bodies[("openai", bid)] = body(bid, [chat(f"{bid}-{k}", "gpt-4o-mini",
+                                                              10, 0, 5) for k in range(3)])
+    return gw
+
+
+def states(db: str) -> dict[str, str]:
+    return dict(rows(db, "SELECT batch_id, state FROM batch_results_state"))
+
+
+def test_a_missing_results_route_costs_a_few_requests_a_run_and_settles_nothing(
+        make_gateway: Any, db_path: str) -> None:
+    gw = history(make_gateway, 40, results_route="missing")
+    settings = settings_for(gw, db_path)
+    rep = sync(settings)
+    r = rep.results[0]
+    assert r.status == "ok"
+    assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == 40  # the batches landed
+    assert results_requests(gw) == results_stage._RouteWatch.ROUTE_MISSING_AFTER
+    assert states(db_path) == {}  # nothing settled: asked again at a later run
+    assert r.results_backlog == 40
+    (warning,) = [w for w in r.warnings if "no results route" in w]
+    assert "\n" not in warning and "asked again at the next run" in warning
+    assert rows(db_path, "SELECT results_backlog FROM sync_runs")[0][0] == 40
+    # the next run asks again, a few requests; once the gateway has the route, all load
+    sync(settings)
+    assert results_requests(gw) == 2 * results_stage._RouteWatch.ROUTE_MISSING_AFTER
+    gw.results_route = "ok"
+    rep = sync(settings_for(gw, db_path, results_budget_s=0))
+    assert rep.results[0].results_batches == 40 and rep.results[0].results_backlog == 0
+    assert set(states(db_path).values()) == {"loaded"}
+
+
+def test_one_bifrost_404_for_every_batch_the_gateway_knows_is_the_route_not_the_batches(
+        make_gateway: Any, db_path: str) -> None:
+    gw = history(make_gateway, 20, results_route="bifrost-404")
+    rep = sync(settings_for(gw, db_path))
+    r = rep.results[0]
+    assert results_requests(gw) == results_stage._RouteWatch.SAME_404_AFTER
+    assert states(db_path) == {} and r.results_backlog == 20
+    assert any("404 for openai's results whatever the batch" in w for w in r.warnings)
+
+
+def test_batches_that_are_gone_are_settled_unavailable_each_once(
+        make_gateway: Any, db_path: str) -> None:
+    gw = history(make_gateway, 8)
+    settings = settings_for(gw, db_path, results=False)
+    sync(settings)
+    # the gateway forgets them (Bifrost answers 404 for results and for the batch itself)
+    gw.by_provider["openai"] = []
+    gw._reindex("openai")
+    gw.results_bodies.clear()
+    sync_results_only(settings_for(gw, db_path))
+    assert states(db_path) == {f"b{i:03d}": "unavailable" for i in range(8)}
+    asked = results_requests(gw)
+    assert asked == 8
+    sync_results_only(settings_for(gw, db_path))
+    assert results_requests(gw) == asked  # settled: never asked again
+
+
+def test_results_are_read_newest_finished_first_within_the_budget(
+        make_gateway: Any, db_path: str) -> None:
+    gw = history(make_gateway, 30)
+    rep = sync(settings_for(gw, db_path, results_limit=4))
+    assert sorted(b for b, s in states(db_path).items() if s == "loaded") == [
+        "b000", "b001", "b002", "b003"]
+    assert rep.results[0].results_backlog == 0  # a count limit is no budget: not counted
+    # a budget spent at once still settles one batch (the newest left), the rest waits
+    rep = sync(settings_for(gw, db_path, results_budget_s=1e-9))
+    r = rep.results[0]
+    loaded = sorted(b for b, s in states(db_path).items() if s == "loaded")
+    assert loaded[:5] == ["b000", "b001", "b002", "b003", "b004"]
+    assert r.results_batches >= 1 and r.results_backlog == 30 - len(loaded) > 0
+    assert any("results budget of 1e-09 s spent" in w for w in r.warnings)
+
+
+def test_results_status_shows_the_backlog_and_results_drains_it(
+        make_gateway: Any, db_path: str) -> None:
+    gw = history(make_gateway, 25)
+    gw.results_bodies[("openai", "b003")] = b'{"batch_id":"b003","results":[{"oops"}]}'
+    sync(settings_for(gw, db_path, results_budget_s=1e-9))
+    res = run_cli("results", "--status", "--db", db_path, "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    header, first = res.stdout.splitlines()[:2]
+    row = dict(zip(header.split(","), first.split(","), strict=True))
+    assert row["provider"] == "openai" and int(row["finished"]) == 25
+    assert int(row["backlog"]) >= 20
+    from batchlake.warehouse import reading
+    from batchlake.warehouse.results import backlog_status
+
+    with reading(db_path) as con:
+        (before,) = backlog_status(con).to_dicts()
+    assert before["finished"] == 25 and before["backlog"] >= 20
+    seen: list[tuple[int, int]] = []
+    rep = sync_results_only(settings_for(gw, db_path), on_progress=lambda d, t: seen.append(
+        (d, t)))
+    assert rep.results[0].results_backlog == 0
+    assert seen and seen[-1][0] == seen[-1][1] == before["backlog"]
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1))
+    with reading(db_path) as con:
+        (after,) = backlog_status(con).to_dicts()
+    assert after["backlog"] == 0 and after["loaded"] + after["retry_waiting"] + \
+        after["retry_due"] == 25
+    res = run_cli("results", "--status", "--db", db_path)
+    assert res.returncode == 0 and "b003" in res.stdout and "unreadable" in res.stdout
+
+
+def test_batches_past_anthropics_retention_are_settled_without_a_request(
+        make_gateway: Any, db_path: str) -> None:
+    gw = make_gateway(0, providers=("anthropic",), now=NOW)
+    for bid, age in (("msg_recent", 3), ("msg_old", 40)):
+        gw.add_plan(finished("anthropic", bid, age, model="claude-sonnet-4"))
+        gw.results_bodies[("anthropic", bid)] = body(bid, [{"custom_id": "x", "result": {
+            "type": "succeeded", "message": {"model": "claude-sonnet-4-20250514", "usage": {
+                "input_tokens": 5, "output_tokens": 5}}}}])
+    rep = sync(settings_for(gw, db_path))
+    assert results_requests(gw) == 1
+    got = dict(rows(db_path, "SELECT batch_id, state || ': ' || coalesce(last_error, '') "
+                             "FROM batch_results_state"))
+    assert got["msg_recent"].startswith("loaded")
+    assert got["msg_old"].startswith("unavailable: anthropic keeps batch results for 29 days")
+    assert any("29-day results retention" in w for w in rep.results[0].warnings)
+    sync_results_only(settings_for(gw, db_path), refetch=True)  # --refetch asks anyway
+    assert results_requests(gw) == 3
+    assert states(db_path) == {"msg_recent": "loaded", "msg_old": "loaded"}
+
+
+def test_a_crash_mid_backlog_converges_to_each_batch_once(
+        make_gateway: Any, db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = history(make_gateway, 30)
+    settings = settings_for(gw, db_path, results=False)
+    sync(settings)
+    real = results_stage.flatten_results
+    calls = {"n": 0}
+
+    def crash_on_the_seventh(*a: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("killed mid-backlog")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(results_stage, "flatten_results", crash_on_the_seventh)
+    monkeypatch.setattr(results_stage, "GROUP_BATCHES", 4)  # commits every 4 batches
+    rep = sync_results_only(settings_for(gw, db_path))
+    assert rep.results[0].status == "failed" and "killed mid-backlog" in rep.results[0].error
+    committed = rows(db_path, "SELECT count(*) FROM batch_results_state")[0][0]
+    assert 0 < committed < 30
+    monkeypatch.setattr(results_stage, "flatten_results", real)
+    sync_results_only(settings_for(gw, db_path))
+    assert set(states(db_path).values()) == {"loaded"} and len(states(db_path)) == 30
+    assert rows(db_path, "SELECT count(*), count(DISTINCT (batch_id, line)) FROM "
+                         "batch_results") == [(90, 90)]
