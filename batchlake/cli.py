@@ -418,7 +418,7 @@ def _results_progress(enabled: bool) -> Iterator[Any]:
     with Progress(TextColumn("results"), BarColumn(bar_width=None),
                   TextColumn("{task.completed:,.0f}/{task.total:,.0f} batches"),
                   TimeElapsedColumn(), console=err, transient=False) as bar:
-        task = bar.add_task("results", total=None)
+        task = bar.add_task("results", total=0)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=max(total, done))
@@ -503,7 +503,8 @@ def gateway(
              "newline), raw, ascii (every non-ASCII character escaped) or indented.")] = "go",
     results_route: Annotated[str, typer.Option(
         help="ok; missing (results answer a router's plain 404: a gateway without the "
-             "route); bifrost-404 (one Bifrost 404 for every batch).")] = "ok",
+             "route); bifrost-404 (one Bifrost 404 for every batch); list-only (results and "
+             "retrieves both so).")] = "ok",
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -520,9 +521,9 @@ def gateway(
                     history_s=int(history_days * 86400), metadata_keys=metadata_keys,
                     wild=wild, results_max_lines=results_max_lines or None,
                     results_encoding=results_encoding, results_route=results_route)
-    if results_route not in ("ok", "missing", "bifrost-404"):
-        raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing "
-                          "or bifrost-404")
+    if results_route not in ("ok", "missing", "bifrost-404", "list-only"):
+        raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing, "
+                          "bifrost-404 or list-only")
     if big_batch:
         gw.add_big_batch(big_batch)
     try:

@@ -45,7 +45,8 @@ GROUP_BATCHES = 500  # … or this many batches (small batches: one transaction,
 def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.PendingBatch
                ) -> store.BatchOutcome:
     """Stream one batch's results into staged parts; never raises for the batch's faults."""
-    outcome = store.BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace)
+    outcome = store.BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace,
+                                 listed_now=todo.listed_now)
     model = todo.model
     # asked at most once, and only when lines need it (see MODEL_BY_RETRIEVE)
     may_retrieve = model is None and provider in MODEL_BY_RETRIEVE
@@ -156,8 +157,11 @@ class _RouteWatch:
       ``ROUTE_MISSING_AFTER`` times in a row: the gateway has no results route. Every
       provider stops for this run.
     - Bifrost-bodied 404s, ``SAME_404_AFTER`` batches of a provider in a row, with one message
-      (the batch id aside), for a batch the gateway does know (one retrieve shows it): the
-      gateway answers 404 for that provider's results whatever the batch. It stops.
+      (the batch id aside), for batches the gateway does know (this run's listing showed
+      them all, or one retrieve finds one) or naming the route itself ("Cannot GET
+      /v1/batches/…/results"): the gateway answers 404 for that provider's results whatever
+      the batch. It stops. Batches that are really gone (neither listed now nor found by id,
+      "batch … not found") are settled unavailable, each once.
 
     Suspect outcomes wait here, unrecorded: if the pattern breaks (a batch loads, another
     error), they were real and go to the load group; if it holds, they are dropped, so those
@@ -199,11 +203,12 @@ class _RouteWatch:
             same.template = template
             same.outcomes.append(o)
             if len(same.outcomes) >= self.SAME_404_AFTER:
-                if self._batch_is_known(o):
+                if (all(s.listed_now for s in same.outcomes) or "/results" in template
+                        or self._batch_is_known(o)):
                     self.stopped[o.provider] = (
                         f"the gateway answers 404 for {o.provider}'s results whatever the "
-                        f"batch ({len(same.outcomes)} in a row, one of them a batch it "
-                        f"knows: {o.error}); results are asked again at the next run")
+                        f"batch ({len(same.outcomes)} in a row, of batches it knows: "
+                        f"{o.error}); results are asked again at the next run")
                     same.outcomes = []
                 else:
                     out, same.outcomes = out + same.outcomes, []
@@ -241,6 +246,7 @@ def sync_results(ctx: RunContext, results: dict[str, ProviderResult], *,
     wh = ctx.warehouse
     if not isinstance(wh, Warehouse) or not results:
         return  # a remote worker: the flow process reads results after loading batches
+    wh.release_merged()  # the batch stage's row groups, before results need the memory cap
     settings = ctx.settings
     budget = settings.results_budget_s if budget_s is None else budget_s
     deadline = time.monotonic() + budget if budget > 0 else None
@@ -309,7 +315,7 @@ def sync_results(ctx: RunContext, results: dict[str, ProviderResult], *,
             while True:
                 todo = [] if out_of_time else store.pending(
                     wh, open_providers(), refetch=refetch, now=now, run_id=run_id,
-                    batch_ids=batch_ids, limit=PAGE_BATCHES)
+                    batch_ids=batch_ids, limit=PAGE_BATCHES, run_started=ctx.started_at)
                 todo = [t for t in todo if limit is None or taken[t.provider] < limit]
                 if not todo and not inflight:
                     break

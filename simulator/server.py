@@ -111,7 +111,8 @@ class SimGateway:
         # A gateway without the results route, as batchlake meets older or other gateways:
         # "ok" serves results; "missing" answers as a router does for a route it lacks (404,
         # plain text, no Bifrost error body); "bifrost-404" answers every results request
-        # with one Bifrost-bodied 404, whatever the batch.
+        # with one Bifrost-bodied 404, whatever the batch; "list-only" answers results and
+        # retrieves so (a gateway, or a bench server, that only lists).
         self.results_route = results_route
         self._results_cache: dict[tuple[str, str], bytes] = {}
         self._results_cached_bytes = 0
@@ -380,6 +381,9 @@ class SimGateway:
                     self._send(200, gw.list_page(provider, limit, after))
                     return
                 batch_id = unquote(url.path[len("/v1/batches/"):])
+                if gw.results_route == "list-only":  # a gateway that only lists
+                    self._send(404, _error_body(404, "Cannot GET /v1/batches/" + batch_id))
+                    return
                 body = gw.retrieve(provider, batch_id)
                 if body is None:
                     self._send(404, _error_body(404, f"batch {batch_id} not found"))
@@ -390,7 +394,7 @@ class SimGateway:
                 if gw.results_route == "missing":
                     self._send(404, b"404 page not found\n", content_type="text/plain")
                     return
-                if gw.results_route == "bifrost-404":
+                if gw.results_route in ("bifrost-404", "list-only"):
                     self._send(404, _error_body(404, "Cannot GET /v1/batches/" + batch_id
                                                 + "/results"))
                     return

@@ -66,14 +66,20 @@ def test_a_missing_results_route_costs_a_few_requests_a_run_and_settles_nothing(
     assert set(states(db_path).values()) == {"loaded"}
 
 
+@pytest.mark.parametrize("route", ["bifrost-404", "list-only"])
 def test_one_bifrost_404_for_every_batch_the_gateway_knows_is_the_route_not_the_batches(
-        make_gateway: Any, db_path: str) -> None:
-    gw = history(make_gateway, 20, results_route="bifrost-404")
-    rep = sync(settings_for(gw, db_path))
+        make_gateway: Any, db_path: str, route: str) -> None:
+    gw = history(make_gateway, 20, results_route=route)
+    settings = settings_for(gw, db_path)
+    rep = sync(settings)
     r = rep.results[0]
     assert results_requests(gw) == results_stage._RouteWatch.SAME_404_AFTER
     assert states(db_path) == {} and r.results_backlog == 20
     assert any("404 for openai's results whatever the batch" in w for w in r.warnings)
+    # a later run, whose listing no longer shows them: still the route, still nothing settled
+    rep = sync(settings)
+    assert results_requests(gw) == 2 * results_stage._RouteWatch.SAME_404_AFTER
+    assert states(db_path) == {} and rep.results[0].results_backlog == 20
 
 
 def test_batches_that_are_gone_are_settled_unavailable_each_once(
@@ -185,3 +191,46 @@ def test_a_crash_mid_backlog_converges_to_each_batch_once(
     assert set(states(db_path).values()) == {"loaded"} and len(states(db_path)) == 30
     assert rows(db_path, "SELECT count(*), count(DISTINCT (batch_id, line)) FROM "
                          "batch_results") == [(90, 90)]
+
+
+def test_results_shows_a_progress_bar_on_a_terminal(make_gateway: Any, db_path: str) -> None:
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    gw = history(make_gateway, 12)
+    sync(settings_for(gw, db_path, results=False))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchlake", "results", "--db", db_path, "--base-url",
+         gw.base_url, "--providers", "openai"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=follower, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(follower)
+    shown = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # read as it writes: a full terminal blocks it
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the other end closed: everything was read
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            elif proc.poll() is not None:
+                break
+        returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    assert returncode == 0, shown.decode(errors="replace")
+    assert b"12/12 batches" in shown
+    assert states(db_path) == {f"b{i:03d}": "loaded" for i in range(12)}

@@ -417,6 +417,18 @@ class Warehouse:
                 for chunk in load.staged:
                     chunk.remove()
 
+    @_oom_is_a_setting
+    def release_merged(self, at_least: int = 10_000) -> None:
+        """Give back what DuckDB keeps of the row groups this sync merged (it keeps their
+        state until the file is detached) before another stage needs the memory cap: the
+        results stage after a first sync of 100,000 batches ran out of the 32MB cap at its
+        first load. Only once that many batches were merged since the file was attached."""
+        if self._merged_since_attach >= at_least:
+            with self.lock:
+                reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
+                         lock_timeout_s=self.lock_timeout_s)
+            self._merged_since_attach = 0
+
     def _reattach_if_due(self) -> None:
         """Before a merge, once reattach_rows batches were merged since the file was
         attached (db.REATTACH_ROWS). Before, not after: a failure is the next group's."""

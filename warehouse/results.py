@@ -72,6 +72,7 @@ class PendingBatch:
     batch_id: str
     model: str | None  # the batch's requested model: a line without one is priced as this
     replace: bool = False  # lines are stored already (a --refetch): replace them
+    listed_now: bool = False  # a listing of this run showed it: the gateway knows it
 
 
 @dataclass
@@ -96,6 +97,7 @@ class BatchOutcome:
     # a 404/405 that may be the route's, not the batch's (batchlake/results.py _RouteWatch)
     route_suspect: bool = False  # no Bifrost error body
     same_suspect: bool = False  # a Bifrost-bodied 404
+    listed_now: bool = False  # the batch was in a listing of this run (PendingBatch)
 
     def remove(self) -> None:
         for f in self.files:
@@ -123,8 +125,8 @@ _FINISHED_AT = "coalesce(b.completed_at, b.cancelled_at, b.expired_at, b.created
 
 
 def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
-            run_id: str, batch_ids: list[str] | None = None, limit: int = 2000
-            ) -> list[PendingBatch]:
+            run_id: str, batch_ids: list[str] | None = None, limit: int = 2000,
+            run_started: datetime | None = None) -> list[PendingBatch]:
     """Finished batches with output whose results are not stored yet (or, with ``refetch``,
     all of them), newest finished first, at most ``limit``; a batch to retry waits for its
     ``next_attempt_at``; a batch this run has asked already is not given again."""
@@ -133,11 +135,13 @@ def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime
     where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
                                    batch_ids=batch_ids)
     rows = wh.query(
-        "SELECT b.provider, b.batch_id, b.model_requested, coalesce(s.state = 'loaded', false) "
+        "SELECT b.provider, b.batch_id, b.model_requested, coalesce(s.state = 'loaded', false), "
+        "coalesce(b.last_seen_at >= ?, false) "
         "FROM batches b LEFT JOIN batch_results_state s USING (provider, batch_id) "
         f"WHERE {where} ORDER BY {_FINISHED_AT} DESC NULLS LAST, b.provider, b.batch_id "
-        f"LIMIT {int(limit)}", params)
-    return [PendingBatch(p, bid, model, bool(stored)) for p, bid, model, stored in rows]
+        f"LIMIT {int(limit)}", [run_started or now, *params])
+    return [PendingBatch(p, bid, model, bool(stored), bool(seen))
+            for p, bid, model, stored, seen in rows]
 
 
 def pending_count(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
