@@ -68,7 +68,8 @@ def run(name: str, url: str, args: list[str]) -> dict[str, Any]:
                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
     wall = time.perf_counter() - start
     if res.returncode != 0:
-        raise SystemExit(f"{name} failed: {res.stderr[-2000:]}")
+        raise SystemExit(f"{name} failed ({res.returncode}): {res.stderr[-2000:]}"
+                         f"{res.stdout[-3000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
     after = stats(url)
     asked = {k: after.get(k, 0) - before.get(k, 0) for k in after}

@@ -20,6 +20,10 @@ from batchlake.transforms.schema import ROW_KEY_SQL, TABLES, create_table_sql
 
 CHECKPOINT_THRESHOLD = "4MB"
 DEFAULT_MEMORY_LIMIT = "32MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)
+# For the results stage, which runs after the batch stage's frames are gone: batch_results_
+# state's primary-key index lives in DuckDB's memory and grows with the settled batches (a
+# drain of a 100,000-batch history ran out of 32MB at ~75,000 of them, in the pending query).
+RESULTS_MEMORY_LIMIT = "128MB"
 _LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
 _PID = re.compile(r"PID (\d+)")
 
@@ -221,9 +225,12 @@ def checkpoint_memory_limit() -> str:
 
 @contextlib.contextmanager
 def checkpoint_headroom(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run a commit (and any checkpoint it triggers) with checkpoint_memory_limit()."""
-    cap, room = memory_limit(), checkpoint_memory_limit()
-    if room == cap:  # the cap already leaves the room: no SET on every commit
+    """Run a commit (and any checkpoint it triggers) with checkpoint_memory_limit(), then
+    give the connection back the cap it had (which a stage may have raised)."""
+    room = checkpoint_memory_limit()
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    cap = str(row[0]) if row else memory_limit()
+    if (size_bytes(cap) or 0) >= (size_bytes(room) or 0):  # room enough: no SET per commit
         yield
         return
     set_memory_limit(con, room)

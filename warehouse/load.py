@@ -50,6 +50,7 @@ from batchlake.warehouse.db import (
     query_frame,
     reattach,
     set_memory_limit,
+    size_bytes,
     tune_for_sync,
 )
 
@@ -417,6 +418,22 @@ class Warehouse:
                 for chunk in load.staged:
                     chunk.remove()
 
+    @contextlib.contextmanager
+    def memory_cap(self, size: str) -> Iterator[None]:
+        """DuckDB's memory cap raised to ``size`` for a block (never lowered: a
+        BATCHLAKE_DUCKDB_MEMORY above it stays)."""
+        current = memory_limit()
+        if (size_bytes(size) or 0) <= (size_bytes(current) or 0):
+            yield
+            return
+        with self.lock:
+            set_memory_limit(self.con, size)
+        try:
+            yield
+        finally:
+            with self.lock:
+                set_memory_limit(self.con, current)
+
     @_oom_is_a_setting
     def release_merged(self, at_least: int = 10_000) -> None:
         """Give back what DuckDB keeps of the row groups this sync merged (it keeps their
@@ -428,6 +445,11 @@ class Warehouse:
                 reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
                          lock_timeout_s=self.lock_timeout_s)
             self._merged_since_attach = 0
+
+    def wrote(self, rows: int) -> None:
+        """Count rows another stage wrote (result lines): DuckDB keeps their row groups'
+        state too, until the file is re-attached (``release_merged``)."""
+        self._merged_since_attach += rows
 
     def _reattach_if_due(self) -> None:
         """Before a merge, once reattach_rows batches were merged since the file was
