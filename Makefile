@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The folders that install as batchlake.<name>, through the links batchlake/<name> -> ../<name>.
 LAYERS := common gateway transforms warehouse sql flows simulator
 
-.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results lock clean
+.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
@@ -60,8 +60,13 @@ bench-incremental: $(STAMP)
 bench-overhead: $(STAMP)
 	$(PY) bench/bench_overhead.py --size 100000 --repeat 3
 
+# ijson, the parser measured as a peer, comes with the bench extras (make bench installs them)
 bench-results: $(STAMP)
 	$(PY) bench/bench_results.py --requests 200000
+
+bench-history: $(STAMP)
+	$(PY) bench/bench_history.py --batches 100000 --route missing
+	$(PY) bench/bench_history.py --batches 100000 --route ok
 
 # Re-lock after changing pins in pyproject.toml.
 lock: $(STAMP)
