@@ -19,7 +19,12 @@ import polars as pl
 
 from batchlake.common.errors import ConfigError
 from batchlake.common.settings import Settings
-from batchlake.transforms.prices import ShippedPrices, parse_price_csv, shipped_prices
+from batchlake.transforms.prices import (
+    ShippedPrices,
+    no_shipped_prices,
+    parse_price_csv,
+    shipped_prices,
+)
 
 Name = tuple[str, str]  # (provider, model) as a line names it
 
@@ -84,7 +89,7 @@ class PriceCache:
             if name not in self._resolved:
                 self._resolved[name] = shipped_prices([name])
         parts = [self._resolved[n] for n in wanted]
-        empty = shipped_prices([])
+        empty = no_shipped_prices()
         return ShippedPrices(pl.concat([empty.prices, *(p.prices for p in parts)]),
                              pl.concat([empty.tiers, *(p.tiers for p in parts)]))
 

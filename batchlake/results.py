@@ -129,14 +129,20 @@ def _lines_without_model(frame: pl.DataFrame) -> bool:
         (pl.col("model").is_null() & pl.col("input_tokens").is_not_null()).any()).item()
 
 
+def _retrieved(ctx: RunContext, provider: str, batch_id: str) -> Any:
+    """``GET /v1/batches/{id}``'s object, or None when the gateway does not give it."""
+    try:
+        return ctx.client.retrieve_batch(provider, batch_id)
+    except GatewayError:
+        return None
+
+
 def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
                        ) -> str | None:
     """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
-    for a provider whose listing leaves it out; None when that does not say either."""
-    try:
-        obj = ctx.client.retrieve_batch(provider, todo.batch_id)
-    except GatewayError:
-        return None  # the lines that name no model say so ("no model in the line…")
+    for a provider whose listing leaves it out; None when that does not say either (the
+    lines that name no model then say so: "no model in the line…")."""
+    obj = _retrieved(ctx, provider, todo.batch_id)
     extra = obj.get("extra_fields") if isinstance(obj, dict) else None
     model = extra.get("model_requested") if isinstance(extra, dict) else None
     return model if isinstance(model, str) and model else None
@@ -205,7 +211,7 @@ class _RouteWatch:
             same.outcomes.append(o)
             if len(same.outcomes) >= self.SAME_404_AFTER:
                 if (all(s.listed_now for s in same.outcomes) or "/results" in template
-                        or self._batch_is_known(o)):
+                        or _retrieved(self.ctx, o.provider, o.batch_id) is not None):
                     self.stopped[o.provider] = (
                         f"the gateway answers 404 for {o.provider}'s results whatever the "
                         f"batch ({len(same.outcomes)} in a row, of batches it knows: "
@@ -224,13 +230,6 @@ class _RouteWatch:
             out += same.outcomes
         self._plain, self._same = _Suspects(), {}
         return out
-
-    def _batch_is_known(self, o: store.BatchOutcome) -> bool:
-        try:
-            self.ctx.client.retrieve_batch(o.provider, o.batch_id)
-        except GatewayError:
-            return False
-        return True
 
 
 PAGE_BATCHES = 2_000  # pending batches read from the database at a time
@@ -269,8 +268,8 @@ def _sync_results(ctx: RunContext, wh: Warehouse, results: dict[str, ProviderRes
                 results[provider].warnings.append(
                     f"{n} batches past {provider}'s {store.RESULTS_RETENTION_DAYS[provider]}-day "
                     "results retention settled as unavailable without a request")
-    total = store.pending_count(wh, providers, refetch=refetch, now=now, run_id=run_id,
-                                batch_ids=batch_ids) if on_progress else 0
+    total = sum(store.pending_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
+                                     batch_ids=batch_ids).values()) if on_progress else 0
     watch = _RouteWatch(ctx)
     taken: dict[str, int] = dict.fromkeys(providers, 0)
     limit = settings.results_limit
@@ -329,8 +328,7 @@ def _sync_results(ctx: RunContext, wh: Warehouse, results: dict[str, ProviderRes
             while True:
                 todo = [] if out_of_time else store.pending(
                     wh, open_providers(), refetch=refetch, now=now, run_id=run_id,
-                    batch_ids=batch_ids, limit=PAGE_BATCHES, run_started=ctx.started_at)
-                todo = [t for t in todo if limit is None or taken[t.provider] < limit]
+                    batch_ids=batch_ids, limit=PAGE_BATCHES)
                 if not todo and not inflight:
                     break
                 for t in todo:

@@ -158,6 +158,11 @@ class ShippedPrices:
     tiers: pl.DataFrame
 
 
+def no_shipped_prices() -> ShippedPrices:
+    """Empty shipped tables, with their schemas (no genai-prices import)."""
+    return ShippedPrices(_frame([]), _tier_frame([]))
+
+
 def shipped_prices(names: Iterable[tuple[str, str]], today: date | None = None
                    ) -> ShippedPrices:
     """Resolve each (provider, model) with genai-prices' matcher and take its prices in force

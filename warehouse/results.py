@@ -125,11 +125,12 @@ _FINISHED_AT = "coalesce(b.completed_at, b.cancelled_at, b.expired_at, b.created
 
 
 def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
-            run_id: str, batch_ids: list[str] | None = None, limit: int = 2000,
-            run_started: datetime | None = None) -> list[PendingBatch]:
+            run_id: str, batch_ids: list[str] | None = None, limit: int = 2000
+            ) -> list[PendingBatch]:
     """Finished batches with output whose results are not stored yet (or, with ``refetch``,
     all of them), newest finished first, at most ``limit``; a batch to retry waits for its
-    ``next_attempt_at``; a batch this run has asked already is not given again."""
+    ``next_attempt_at``; a batch this run has asked already is not given again. ``now`` is
+    the run's start: a batch seen since then was in this run's listing."""
     if not providers:
         return []
     where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
@@ -139,20 +140,9 @@ def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime
         "coalesce(b.last_seen_at >= ?, false) "
         "FROM batches b LEFT JOIN batch_results_state s USING (provider, batch_id) "
         f"WHERE {where} ORDER BY {_FINISHED_AT} DESC NULLS LAST, b.provider, b.batch_id "
-        f"LIMIT {int(limit)}", [run_started or now, *params])
+        f"LIMIT {int(limit)}", [now, *params])
     return [PendingBatch(p, bid, model, bool(stored), bool(seen))
             for p, bid, model, stored, seen in rows]
-
-
-def pending_count(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
-                  run_id: str, batch_ids: list[str] | None = None) -> int:
-    if not providers:
-        return 0
-    where, params = _pending_where(providers, refetch=refetch, now=now, run_id=run_id,
-                                   batch_ids=batch_ids)
-    return int(wh.query(
-        "SELECT count(*) FROM batches b LEFT JOIN batch_results_state s "
-        f"USING (provider, batch_id) WHERE {where}", params)[0][0])
 
 
 def pending_counts(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
