@@ -224,20 +224,24 @@ def checkpoint_memory_limit() -> str:
 
 
 @contextlib.contextmanager
-def checkpoint_headroom(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run a commit (and any checkpoint it triggers) with checkpoint_memory_limit(), then
-    give the connection back the cap it had (which a stage may have raised)."""
-    room = checkpoint_memory_limit()
+def memory_at_least(con: duckdb.DuckDBPyConnection, size: str) -> Iterator[None]:
+    """Run a block with DuckDB's cap raised to ``size`` (never lowered), then give the
+    connection back the cap it had (which an enclosing block may have raised)."""
     row = con.execute("SELECT current_setting('memory_limit')").fetchone()
     cap = str(row[0]) if row else memory_limit()
-    if (size_bytes(cap) or 0) >= (size_bytes(room) or 0):  # room enough: no SET per commit
+    if (size_bytes(cap) or 0) >= (size_bytes(size) or 0):  # room enough: no SET per commit
         yield
         return
-    set_memory_limit(con, room)
+    set_memory_limit(con, size)
     try:
         yield
     finally:
         set_memory_limit(con, cap)
+
+
+def checkpoint_headroom(con: duckdb.DuckDBPyConnection) -> contextlib.AbstractContextManager[None]:
+    """Run a commit (and any checkpoint it triggers) with checkpoint_memory_limit()."""
+    return memory_at_least(con, checkpoint_memory_limit())
 
 
 def set_memory_limit(con: duckdb.DuckDBPyConnection, size: str) -> None:

@@ -45,12 +45,12 @@ from batchlake.warehouse.db import (
     checkpoint_memory_limit,
     connect,
     is_local_file,
+    memory_at_least,
     memory_limit,
     migrate,
     query_frame,
     reattach,
     set_memory_limit,
-    size_bytes,
     tune_for_sync,
 )
 
@@ -422,17 +422,14 @@ class Warehouse:
     def memory_cap(self, size: str) -> Iterator[None]:
         """DuckDB's memory cap raised to ``size`` for a block (never lowered: a
         BATCHLAKE_DUCKDB_MEMORY above it stays)."""
-        current = memory_limit()
-        if (size_bytes(size) or 0) <= (size_bytes(current) or 0):
-            yield
-            return
+        raised = contextlib.ExitStack()  # the SETs take the lock; the block does not
         with self.lock:
-            set_memory_limit(self.con, size)
+            raised.enter_context(memory_at_least(self.con, size))
         try:
             yield
         finally:
             with self.lock:
-                set_memory_limit(self.con, current)
+                raised.close()
 
     @_oom_is_a_setting
     def release_merged(self, at_least: int = 10_000) -> None:
@@ -440,7 +437,11 @@ class Warehouse:
         state until the file is detached) before another stage needs the memory cap: the
         results stage after a first sync of 100,000 batches ran out of the 32MB cap at its
         first load. Only once that many batches were merged since the file was attached."""
-        if self._merged_since_attach >= at_least:
+        self._reattach_after(at_least)
+
+    def _reattach_after(self, rows: int) -> None:
+        """Re-attach the file once ``rows`` rows were written since it was attached."""
+        if self._merged_since_attach >= rows:
             with self.lock:
                 reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
                          lock_timeout_s=self.lock_timeout_s)
@@ -454,11 +455,8 @@ class Warehouse:
     def _reattach_if_due(self) -> None:
         """Before a merge, once reattach_rows batches were merged since the file was
         attached (db.REATTACH_ROWS). Before, not after: a failure is the next group's."""
-        if self.reattach_rows and self._merged_since_attach >= self.reattach_rows:
-            with self.lock:
-                reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
-                         lock_timeout_s=self.lock_timeout_s)
-            self._merged_since_attach = 0
+        if self.reattach_rows:
+            self._reattach_after(self.reattach_rows)
 
     def _merge_group(self, group: list[_Load]) -> None:
         by_provider = self._load_parts([c for load in group for c in load.staged],
