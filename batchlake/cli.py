@@ -381,7 +381,7 @@ def results_cmd(
     Example: batchlake results --status
     """
     if status:
-        from batchlake.warehouse.results import backlog_status, failing
+        from batchlake.warehouse.results_store import backlog_status, failing
 
         path = _db(db)
         with _reading(path, lock_timeout or 30.0) as con:
@@ -393,10 +393,10 @@ def results_cmd(
                          db=db, providers=providers, prices=prices, prices_only=prices_only,
                          store_result_bodies=store_result_bodies, lock_timeout=lock_timeout)
     _preflight(settings)
-    from batchlake.pipeline import sync_results_only
+    from batchlake.pipeline import read_stored_results
 
     with _results_progress(err.is_terminal) as progress:
-        rep = sync_results_only(settings, refetch=refetch, budget_s=budget,
+        rep = read_stored_results(settings, refetch=refetch, budget_s=budget,
                                 on_progress=progress)
     df = pl.DataFrame([{k: r.as_row()[k] for k in (
         "provider", "status", "results_batches", "result_lines", "results_failed",
@@ -511,7 +511,7 @@ def gateway(
     Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
     """
     from batchlake.simulator import SimGateway
-    from batchlake.simulator.results import RESULTS_ENCODINGS
+    from batchlake.simulator.result_bodies import RESULTS_ENCODINGS
 
     if results_encoding not in RESULTS_ENCODINGS:
         raise ConfigError(f"--results-encoding {results_encoding!r} is not known; use one of "

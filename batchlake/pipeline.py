@@ -1,9 +1,10 @@
 """The sync as plain functions: the orchestration that composes the stages.
 
-Per provider (in parallel threads), ``sync_provider`` runs the batch-object stage
-(batchlake/batches.py), then the results stage (batchlake/results.py), and records the
-outcome in ``sync_runs``; ``sync`` runs every provider and then publishes the snapshot
-(batchlake/publishing.py). ``sync_results_only`` (``batchlake results``) and
+``sync`` runs the batch-object stage (batchlake/batch_stage.py) for every provider at once,
+one thread each, through ``sync_provider``; once every provider's batches are committed, the
+results stage (batchlake/results_stage.py) runs once for all of them (``read_results``), and
+each provider's outcome is recorded in ``sync_runs``; then the snapshot is published
+(batchlake/publishing.py). ``read_stored_results`` (``batchlake results``) and
 ``reprice_stored`` (``batchlake reprice``) run one stage each. The Prefect flow (``flows/``)
 and the CLI's direct mode both call these; nothing here knows about Prefect.
 """
@@ -16,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from batchlake.batches import sync_batches
+from batchlake.batch_stage import run_batch_stage
 from batchlake.common.errors import BatchlakeError
 from batchlake.common.runtime import sync_runtime
 from batchlake.common.settings import Settings
 from batchlake.gateway import GatewayClient
 from batchlake.pricing import PriceCache
 from batchlake.publishing import publish_snapshot
-from batchlake.results import sync_results
+from batchlake.results_stage import run_results_stage
 from batchlake.run import (
     OnProgress,
     ProviderFailed,
@@ -48,7 +49,7 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     result = ProviderResult(provider, mode=mode, watermark_used=watermark)
     wh.start_run(ctx.run_id, provider, mode, ctx.started_at, watermark)
     try:
-        sync_batches(ctx, provider, result, batch_ids=batch_ids)
+        run_batch_stage(ctx, provider, result, batch_ids=batch_ids)
         result.status = "ok"
     except BatchlakeError as e:
         result.status, result.error = "failed", one_line(str(e), settings)
@@ -78,7 +79,7 @@ def read_results(ctx: RunContext, results: list[ProviderResult], *,
     if not todo or not ctx.settings.results:
         return
     try:
-        sync_results(ctx, todo, batch_ids=batch_ids, refetch=refetch, budget_s=budget_s,
+        run_results_stage(ctx, todo, batch_ids=batch_ids, refetch=refetch, budget_s=budget_s,
                      on_progress=on_progress)
     except BatchlakeError as e:
         for r in todo.values():
@@ -136,7 +137,7 @@ def sync(
     return report
 
 
-def sync_results_only(settings: Settings, *, refetch: bool = False,
+def read_stored_results(settings: Settings, *, refetch: bool = False,
                       budget_s: float = 0.0,
                       on_progress: Callable[[int, int], None] | None = None,
                       logger: logging.Logger | logging.LoggerAdapter[Any] = log) -> SyncReport:
@@ -164,7 +165,7 @@ def sync_results_only(settings: Settings, *, refetch: bool = False,
 def reprice_stored(settings: Settings) -> tuple[int, int]:
     """Recompute every stored line's cost from the prices in force (``batchlake reprice``):
     not a single request. Returns (lines, unpriced lines)."""
-    from batchlake.warehouse.results import reprice
+    from batchlake.warehouse.results_store import reprice
 
     prices = PriceCache(settings)
     prices.check()

@@ -157,8 +157,8 @@ def unpriced(con: duckdb.DuckDBPyConnection, provider: str | None = None) -> pl.
 def results_backlog(con: duckdb.DuckDBPyConnection, provider: str | None = None
                     ) -> pl.DataFrame:
     """Where finished batches' results stand, per provider: loaded, backlog, retries,
-    unavailable (warehouse/results.py, as ``batchlake results --status`` shows it)."""
-    from batchlake.warehouse.results import backlog_status
+    unavailable (warehouse/results_store.py, as ``batchlake results --status`` shows it)."""
+    from batchlake.warehouse.results_store import backlog_status
 
     df = backlog_status(con)
     return df.filter(pl.col("provider") == provider) if provider else df

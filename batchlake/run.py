@@ -2,8 +2,8 @@
 (``ProviderResult``, ``SyncReport``), and the ``Sink`` the batch stage writes to.
 
 The bottom of batchlake's own modules: it imports the layers (common, gateway, warehouse)
-and ``batchlake.pricing``, and no stage. The stages (``batchlake.batches``,
-``batchlake.results``), the orchestration (``batchlake.pipeline``) and the flows import it.
+and ``batchlake.pricing``, and no stage. The stages (``batchlake.batch_stage``,
+``batchlake.results_stage``), the orchestration (``batchlake.pipeline``) and the flows import it.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class RunContext:
     prices: PriceCache = field(default=None)  # type: ignore[assignment]
     refetch_results: bool = False
     providers_at_once: int = 1  # syncs sharing the flattening budget (settings.flatten_size)
-    # One provider flattens, stages and hands over a part at a time (batchlake/batches.py).
+    # One provider flattens, stages and hands over a part at a time (batchlake/batch_stage.py).
     flatten_turn: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:

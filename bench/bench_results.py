@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BATCHLAKE = RUSAGE + """
 from batchlake.common.settings import Settings
-from batchlake.pipeline import sync_results_only
+from batchlake.pipeline import read_stored_results
 t0 = time.perf_counter()
-rep = sync_results_only(Settings(base_url=sys.argv[1], db_path=sys.argv[2],
+rep = read_stored_results(Settings(base_url=sys.argv[1], db_path=sys.argv[2],
                                  providers=('openai',)))
 r = rep.results[0]
 assert r.status == 'ok' and r.results_failed == 0, (r.error, r.warnings)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
-from batchlake.simulator.results import has_results, results_body
+from batchlake.simulator.result_bodies import has_results, results_body
 
 MAX_LIMIT = 1000
 # Faults applied to a whole request; the others shape list pages.
@@ -105,7 +105,7 @@ class SimGateway:
         # Lines per results body: a batch's total, capped (None: the full total) so that a
         # demo of 2,000 batches stays small; the results bench serves 200,000 lines.
         self.results_max_lines = results_max_lines
-        # How results bodies are written (simulator/results.py): Go's HTML-escaping encoder,
+        # How results bodies are written (simulator/result_bodies.py): Go's HTML-escaping encoder,
         # as Bifrost answers, unless a test or bench asks for another.
         self.results_encoding = results_encoding
         # A gateway without the results route, as batchlake meets older or other gateways:

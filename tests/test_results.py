@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-import batchlake.results as results_stage
+import batchlake.results_stage as results_stage
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, Plan, SimGateway
 from tests.conftest import rows, run_cli, settings_for

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-import batchlake.results as results_stage
-from batchlake.pipeline import sync, sync_results_only
+import batchlake.results_stage as results_stage
+from batchlake.pipeline import read_stored_results, sync
 from batchlake.simulator import Plan
 from tests.conftest import rows, run_cli, settings_for
 from tests.test_results import body, chat, results_requests
@@ -91,11 +91,11 @@ def test_batches_that_are_gone_are_settled_unavailable_each_once(
     gw.by_provider["openai"] = []
     gw._reindex("openai")
     gw.results_bodies.clear()
-    sync_results_only(settings_for(gw, db_path))
+    read_stored_results(settings_for(gw, db_path))
     assert states(db_path) == {f"b{i:03d}": "unavailable" for i in range(8)}
     asked = results_requests(gw)
     assert asked == 8
-    sync_results_only(settings_for(gw, db_path))
+    read_stored_results(settings_for(gw, db_path))
     assert results_requests(gw) == asked  # settled: never asked again
 
 
@@ -127,13 +127,13 @@ def test_results_status_shows_the_backlog_and_results_drains_it(
     assert row["provider"] == "openai" and int(row["finished"]) == 25
     assert int(row["backlog"]) >= 20
     from batchlake.warehouse import reading
-    from batchlake.warehouse.results import backlog_status
+    from batchlake.warehouse.results_store import backlog_status
 
     with reading(db_path) as con:
         (before,) = backlog_status(con).to_dicts()
     assert before["finished"] == 25 and before["backlog"] >= 20
     seen: list[tuple[int, int]] = []
-    rep = sync_results_only(settings_for(gw, db_path), on_progress=lambda d, t: seen.append(
+    rep = read_stored_results(settings_for(gw, db_path), on_progress=lambda d, t: seen.append(
         (d, t)))
     assert rep.results[0].results_backlog == 0
     assert seen and seen[-1][0] == seen[-1][1] == before["backlog"]
@@ -161,7 +161,7 @@ def test_batches_past_anthropics_retention_are_settled_without_a_request(
     assert got["msg_recent"].startswith("loaded")
     assert got["msg_old"].startswith("unavailable: anthropic keeps batch results for 29 days")
     assert any("29-day results retention" in w for w in rep.results[0].warnings)
-    sync_results_only(settings_for(gw, db_path), refetch=True)  # --refetch asks anyway
+    read_stored_results(settings_for(gw, db_path), refetch=True)  # --refetch asks anyway
     assert results_requests(gw) == 3
     assert states(db_path) == {"msg_recent": "loaded", "msg_old": "loaded"}
 
@@ -182,12 +182,12 @@ def test_a_crash_mid_backlog_converges_to_each_batch_once(
 
     monkeypatch.setattr(results_stage, "flatten_results", crash_on_the_seventh)
     monkeypatch.setattr(results_stage, "GROUP_BATCHES", 4)  # commits every 4 batches
-    rep = sync_results_only(settings_for(gw, db_path))
+    rep = read_stored_results(settings_for(gw, db_path))
     assert rep.results[0].status == "failed" and "killed mid-backlog" in rep.results[0].error
     committed = rows(db_path, "SELECT count(*) FROM batch_results_state")[0][0]
     assert 0 < committed < 30
     monkeypatch.setattr(results_stage, "flatten_results", real)
-    sync_results_only(settings_for(gw, db_path))
+    read_stored_results(settings_for(gw, db_path))
     assert set(states(db_path).values()) == {"loaded"} and len(states(db_path)) == 30
     assert rows(db_path, "SELECT count(*), count(DISTINCT (batch_id, line)) FROM "
                          "batch_results") == [(90, 90)]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from batchlake.common.errors import ConfigError
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
 from batchlake.transforms.prices import parse_price_csv, shipped_prices
-from batchlake.transforms.results import LineReject, flatten_results, result_row
+from batchlake.transforms.result_lines import LineReject, flatten_results, result_row
 
 
 def row(item: dict[str, Any], model: str | None = "batch-model") -> dict[str, Any]:

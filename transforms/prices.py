@@ -3,7 +3,7 @@
 Rates are USD per 1M tokens. A price table has the columns ``provider, model, input, output,
 cache_read, cache_write, batch_input, batch_output`` (empty = not given) plus ``rank`` (0: the
 user's file, 1: the shipped table), ``source`` and ``price_model``; tiered rates are rows of
-a second table (``price_tiers``). Lookup and cost rules live in ``sql/results/``
+a second table (``price_tiers``). Lookup and cost rules live in ``sql/results_store/``
 (docs/costs.md): every cost can be recomputed in SQL from the stored tables.
 
 The shipped prices are ``genai-prices``' (pydantic's, MIT; its data ships inside the wheel,

@@ -325,7 +325,7 @@ SYNC_STATE = Table(
 )
 
 # -- results and cost ---------------------------------------------------------------------
-# What transforms/results.py reads from each results line (rules in docs/costs.md).
+# What transforms/result_lines.py reads from each results line (rules in docs/costs.md).
 RESULT_LINE_COLUMNS: tuple[Column, ...] = (
     _c("custom_id", "str", "The request's custom_id (repeats are kept: the key is the line)."),
     _c("outcome", "str", "succeeded | errored | expired | canceled (rules in docs/costs.md).",

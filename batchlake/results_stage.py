@@ -1,12 +1,13 @@
 """The results stage: every request of every finished batch, with its cost.
 
-Per provider, after its batches are synced: the finished batches whose results are not stored
-yet (warehouse/results.py decides which) are read from ``GET /v1/batches/{id}/results``
-(``concurrency`` at a time). Each body streams through the parser (gateway/stream.py) into
-flattened parts staged as Parquet, so memory stays flat at any body size; groups of batches
-are then loaded, priced in SQL, in one transaction each. Faults are per batch: a transient one
-(5xx, 429, a reset, a body that breaks off) is retried on a later run with backoff; a batch
-with no output (404 gone, 403, 400) is recorded as unavailable with the reason.
+Once every provider's batches are committed, the finished batches whose results are not stored
+yet (warehouse/results_store.py decides which) are read from ``GET /v1/batches/{id}/results``,
+newest finished first across providers, a bounded window at a time, within the run's results
+budget. Each body streams through the parser (gateway/stream.py) into flattened parts staged as
+Parquet, so memory stays flat at any body size; groups of batches are then loaded, priced in
+SQL, in one transaction each. Faults are per batch: a transient one (5xx, 429, a reset, a body
+that breaks off) is retried on a later run with backoff; a batch with no output (404 gone,
+403, 400) is recorded as unavailable with the reason.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from batchlake.common.runtime import paused_gc
 from batchlake.gateway import ResultsBody
 from batchlake.run import ProviderResult, RunContext, now_utc
 from batchlake.transforms.redact import scrub_text
-from batchlake.transforms.results import flatten_results
+from batchlake.transforms.result_lines import flatten_results
 from batchlake.warehouse import Warehouse
-from batchlake.warehouse import results as store
+from batchlake.warehouse import results_store as store
 from batchlake.warehouse.db import RESULTS_MEMORY_LIMIT
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
@@ -236,7 +237,7 @@ PAGE_BATCHES = 2_000  # pending batches read from the database at a time
 RELEASE_ROWS = 50_000  # rows (lines and states) written between re-attaches of the file
 
 
-def sync_results(ctx: RunContext, results: dict[str, ProviderResult], *,
+def run_results_stage(ctx: RunContext, results: dict[str, ProviderResult], *,
                  batch_ids: list[str] | None = None, refetch: bool = False,
                  budget_s: float | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
@@ -249,11 +250,11 @@ def sync_results(ctx: RunContext, results: dict[str, ProviderResult], *,
         return  # a remote worker: the flow process reads results after loading batches
     wh.release_merged()  # the batch stage's row groups, before results need the memory cap
     with wh.memory_cap(RESULTS_MEMORY_LIMIT):
-        _sync_results(ctx, wh, results, batch_ids=batch_ids, refetch=refetch,
+        _run_results_stage(ctx, wh, results, batch_ids=batch_ids, refetch=refetch,
                       budget_s=budget_s, on_progress=on_progress)
 
 
-def _sync_results(ctx: RunContext, wh: Warehouse, results: dict[str, ProviderResult], *,
+def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, ProviderResult], *,
                   batch_ids: list[str] | None, refetch: bool, budget_s: float | None,
                   on_progress: Callable[[int, int], None] | None) -> None:
     settings = ctx.settings

@@ -40,9 +40,9 @@ def _values() -> dict[str, str]:
         "line_cols": ", ".join(_q(c) for c in line_cols),
         "line_cols_r": ", ".join(f"r.{_q(c)}" for c in line_cols),
         "result_cols": ", ".join(_q(c) for c in BATCH_RESULTS.column_names()),
-        "lookup": sql.read("results/lookup.sql"),
+        "lookup": sql.read("results_store/lookup.sql"),
     }
-    priced = sql.read("results/priced.sql")
+    priced = sql.read("results_store/priced.sql")
     values["priced_incoming"] = sql.render(priced, {**values, "rows": "incoming_results"})
     values["priced_stored"] = sql.render(priced, {**values, "rows": "batch_results"})
     return values
@@ -53,7 +53,7 @@ _STATEMENTS: dict[str, list[str]] = {}
 
 def statements(name: str) -> list[str]:
     if name not in _STATEMENTS:
-        _STATEMENTS[name] = sql.statements(sql.render(sql.read(f"results/{name}.sql"),
+        _STATEMENTS[name] = sql.statements(sql.render(sql.read(f"results_store/{name}.sql"),
                                                       _values()))
     return _STATEMENTS[name]
 
@@ -94,7 +94,7 @@ class BatchOutcome:
     error: str | None = None
     status: int | None = None
     unreadable: bool = False  # the body came whole and cannot be read (see state.sql)
-    # a 404/405 that may be the route's, not the batch's (batchlake/results.py _RouteWatch)
+    # a 404/405 that may be the route's, not the batch's (batchlake/results_stage.py _RouteWatch)
     route_suspect: bool = False  # no Bifrost error body
     same_suspect: bool = False  # a Bifrost-bodied 404
     listed_now: bool = False  # the batch was in a listing of this run (PendingBatch)
@@ -318,15 +318,15 @@ def reprice(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
 
 def backlog_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Per provider: finished batches, loaded, backlog, retries (due, waiting), unavailable,
-    the backlog's oldest and newest finish, lines stored (sql/results/status.sql)."""
+    the backlog's oldest and newest finish, lines stored (sql/results_store/status.sql)."""
     from batchlake.warehouse.db import query_frame
 
-    return query_frame(con, sql.read("results/status.sql"))
+    return query_frame(con, sql.read("results_store/status.sql"))
 
 
 def failing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The 50 batches whose results failed most recently, with the reason."""
     from batchlake.warehouse.db import query_frame
 
-    return query_frame(con, sql.read("results/failing.sql"))
+    return query_frame(con, sql.read("results_store/failing.sql"))
 

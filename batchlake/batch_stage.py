@@ -166,7 +166,7 @@ class _Chunker:
             self.pending.clear()
 
 
-def sync_batches(ctx: RunContext, provider: str, result: ProviderResult, *,
+def run_batch_stage(ctx: RunContext, provider: str, result: ProviderResult, *,
                  batch_ids: list[str] | None = None) -> None:
     """Sync ``provider``'s batch objects into ``ctx.warehouse``: the ``batch_ids`` given
     (each must exist), or the listing and its planned follow-ups. Raises on a failure, after
