@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
-# The folders that install as batchlake.<name>, through the links batchlake/<name> -> ../<name>.
-LAYERS := common gateway transforms warehouse sql flows simulator
+# The folders that install as batchlake.<name>: the links batchlake/<name> -> ../<name> are the
+# one list of them (pyproject.toml's package discovery and the tests read them too).
+LAYERS := $(notdir $(shell find batchlake -maxdepth 1 -type l))
 
 .PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history lock clean
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchlake.common.errors import (
+from batchlake.common import (
+    Auth,
     BatchlakeError,
     ConfigError,
     DatabaseError,
@@ -26,9 +27,9 @@ from batchlake.common.errors import (
     GatewayNotFound,
     GatewayServerError,
     GatewayUnreachable,
+    Settings,
+    configure_polars_allocator,
 )
-from batchlake.common.runtime import configure_polars_allocator
-from batchlake.common.settings import Auth, Settings
 
 configure_polars_allocator()  # before anything imports polars: see common/runtime.py
 

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from batchlake.common.errors import DatabaseError
-from batchlake.warehouse.db import connect as _connect
-from batchlake.warehouse.db import migrate, query_frame, reading
+from batchlake.common import DatabaseError
+from batchlake.warehouse import connect as _connect
+from batchlake.warehouse import migrate, query_frame, reading
 
 VIEWS = ("v_daily_summary", "v_durations", "v_overdue", "v_error_codes", "v_cache",
          "v_cache_similarity", "v_latency", "v_status_transitions", "v_status_time",

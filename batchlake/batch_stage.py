@@ -17,13 +17,11 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from batchlake.common.errors import GatewayBadResponse, GatewayError, GatewayNotFound
-from batchlake.common.settings import Settings
+from batchlake.common import GatewayBadResponse, GatewayError, GatewayNotFound, Settings
 from batchlake.gateway import ListingReport
 from batchlake.planner import OpenBatch, Plan, plan_requests
 from batchlake.run import ProviderResult, RunContext
-from batchlake.transforms import flatten_objects
-from batchlake.transforms.typed import flatten_records, record_ids
+from batchlake.transforms import flatten_objects, flatten_records, record_ids
 from batchlake.warehouse import ChunkCounts
 
 T = TypeVar("T")

@@ -27,14 +27,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from batchlake import report as rpt
-from batchlake.common.errors import (
+from batchlake.common import (
+    DEFAULT_DB,
     BatchlakeError,
     ConfigError,
     GatewayAuthError,
     GatewayError,
     GatewayUnreachable,
+    Settings,
+    parse_providers,
 )
-from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
@@ -87,7 +89,7 @@ _CONFIG: dict[str, str | None] = {"file": None}  # the global --config FILE
 def _settings(**options: Any) -> Settings:
     """The settings in force: these options (None = not given), then the environment, then
     the config file, then the defaults (batchlake/common/config.py)."""
-    from batchlake.common.config import resolve
+    from batchlake.common import resolve
 
     return resolve(options, config_file=_CONFIG["file"]).settings
 
@@ -160,7 +162,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
     use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
     _preflight(settings)
     if use_prefect:
-        from batchlake.flows.sync import run_flow  # Prefect imports cost ~1.5 s: only when used
+        from batchlake.flows import run_flow  # Prefect imports cost ~1.5 s: only when used
 
         return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids,
                         dask=task_runner == "dask")
@@ -224,7 +226,7 @@ def config_cmd(fmt: FormatOpt = "table") -> None:
 
     Example: batchlake --config prod.toml config
     """
-    from batchlake.common.config import resolve
+    from batchlake.common import resolve
 
     resolved = resolve({}, config_file=_CONFIG["file"])
     print_frame(pl.DataFrame(resolved.rows()), fmt,
@@ -297,7 +299,7 @@ def sync(
                          prices=prices, prices_only=prices_only,
                          store_result_bodies=store_result_bodies)
     if settings.publish_path:
-        from batchlake.warehouse.publish import check_storage_version, check_target
+        from batchlake.warehouse import check_storage_version, check_target
 
         check_target(settings.publish_path, settings.db_path)
         check_storage_version(settings.publish_storage_version)
@@ -333,7 +335,7 @@ def fetch(
     rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
     if rep.failed:
         raise BatchlakeError(rep.failed[0].error or "fetch failed")
-    from batchlake.warehouse.db import query_frame
+    from batchlake.warehouse import query_frame
 
     with _reading(db, settings.lock_timeout_s) as con:
         df = query_frame(con, "SELECT * FROM batches WHERE provider = ? AND batch_id = ?",
@@ -381,12 +383,12 @@ def results_cmd(
     Example: batchlake results --status
     """
     if status:
-        from batchlake.warehouse.results_store import backlog_status, failing
+        from batchlake.warehouse import failing_batches, results_backlog_by_provider
 
         path = _db(db)
         with _reading(path, lock_timeout or 30.0) as con:
-            print_frame(backlog_status(con), fmt, title="results by provider")
-            print_frame(failing(con), fmt, title="batches whose results failed (newest "
+            print_frame(results_backlog_by_provider(con), fmt, title="results by provider")
+            print_frame(failing_batches(con), fmt, title="batches whose results failed (newest "
                                                  "attempt first)")
         return
     settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
@@ -460,7 +462,7 @@ def sql_cmd(
     """
     import duckdb
 
-    from batchlake.warehouse.db import query_frame
+    from batchlake.warehouse import query_frame
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
@@ -510,8 +512,7 @@ def gateway(
 
     Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
     """
-    from batchlake.simulator import SimGateway
-    from batchlake.simulator.result_bodies import RESULTS_ENCODINGS
+    from batchlake.simulator import RESULTS_ENCODINGS, SimGateway
 
     if results_encoding not in RESULTS_ENCODINGS:
         raise ConfigError(f"--results-encoding {results_encoding!r} is not known; use one of "
@@ -666,7 +667,7 @@ def schema() -> None:
 
     Example: batchlake schema > docs/schema.md
     """
-    from batchlake.transforms.schema import markdown_docs
+    from batchlake.transforms import markdown_docs
 
     sys.stdout.write(markdown_docs() + "\n")
 
@@ -683,7 +684,7 @@ def export_parquet(
 
     Example: batchlake export parquet lake/ --partition-by provider,created_date
     """
-    from batchlake.warehouse.export import export_parquet as run_export
+    from batchlake.warehouse import export_parquet as run_export
 
     written = run_export(_db(db), directory, tuple(p.strip() for p in partition_by.split(",")),
                          lock_timeout_s=wait,
@@ -712,15 +713,15 @@ def serve(
     if not os.environ.get("PREFECT_API_URL"):
         raise ConfigError("serve needs a Prefect server: run `prefect server start` and export "
                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
-    from batchlake.flows.deploy import serve_deployments
+    from batchlake.flows import serve_deployments
 
     if base_url:
-        from batchlake.common.settings import check_base_url
+        from batchlake.common import check_base_url
 
         base_url, _ = check_base_url(base_url)  # credentials never become parameters
     db = _db(db)
     if publish:
-        from batchlake.warehouse.publish import check_storage_version, check_target
+        from batchlake.warehouse import check_storage_version, check_target
 
         check_target(publish, db)
         check_storage_version(publish_storage_version)

@@ -18,9 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchlake.batch_stage import run_batch_stage
-from batchlake.common.errors import BatchlakeError
-from batchlake.common.runtime import sync_runtime
-from batchlake.common.settings import Settings
+from batchlake.common import BatchlakeError, Settings, sync_runtime
 from batchlake.gateway import GatewayClient
 from batchlake.pricing import PriceCache
 from batchlake.publishing import publish_snapshot
@@ -165,9 +163,9 @@ def read_stored_results(settings: Settings, *, refetch: bool = False,
 def reprice_stored(settings: Settings) -> tuple[int, int]:
     """Recompute every stored line's cost from the prices in force (``batchlake reprice``):
     not a single request. Returns (lines, unpriced lines)."""
-    from batchlake.warehouse.results_store import reprice
+    from batchlake.warehouse import reprice_lines
 
     prices = PriceCache(settings)
     prices.check()
     with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh:
-        return reprice(wh, prices)
+        return reprice_lines(wh, prices)

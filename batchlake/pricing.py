@@ -17,9 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from batchlake.common.errors import ConfigError
-from batchlake.common.settings import Settings
-from batchlake.transforms.prices import (
+from batchlake.common import ConfigError, Settings
+from batchlake.transforms import (
     ShippedPrices,
     no_shipped_prices,
     parse_price_csv,

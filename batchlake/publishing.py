@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from batchlake.common.settings import Settings
+from batchlake.common import Settings
 from batchlake.run import SyncReport
 from batchlake.warehouse import Warehouse
 

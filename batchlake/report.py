@@ -11,8 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from batchlake.common.errors import ConfigError
-from batchlake.warehouse.db import query_frame
+from batchlake.common import ConfigError
+from batchlake.warehouse import query_frame
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -158,9 +158,9 @@ def results_backlog(con: duckdb.DuckDBPyConnection, provider: str | None = None
                     ) -> pl.DataFrame:
     """Where finished batches' results stand, per provider: loaded, backlog, retries,
     unavailable (warehouse/results_store.py, as ``batchlake results --status`` shows it)."""
-    from batchlake.warehouse.results_store import backlog_status
+    from batchlake.warehouse import results_backlog_by_provider
 
-    df = backlog_status(con)
+    df = results_backlog_by_provider(con)
     return df.filter(pl.col("provider") == provider) if provider else df
 
 

@@ -22,20 +22,27 @@ from typing import Any
 
 import polars as pl
 
-from batchlake.common.errors import (
+from batchlake.common import (
     GatewayBadResponse,
     GatewayError,
     GatewayServerError,
     GatewayUnreachable,
+    paused_gc,
 )
-from batchlake.common.runtime import paused_gc
 from batchlake.gateway import ResultsBody
 from batchlake.run import ProviderResult, RunContext, now_utc
-from batchlake.transforms.redact import scrub_text
-from batchlake.transforms.result_lines import flatten_results
-from batchlake.warehouse import Warehouse
-from batchlake.warehouse import results_store as store
-from batchlake.warehouse.db import RESULTS_MEMORY_LIMIT
+from batchlake.transforms import flatten_results, scrub_text
+from batchlake.warehouse import (
+    RESULTS_MEMORY_LIMIT,
+    RESULTS_RETENTION_DAYS,
+    BatchOutcome,
+    PendingBatch,
+    Warehouse,
+    load_results_group,
+    pending_batch_counts,
+    pending_batches,
+    settle_past_retention,
+)
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
 # A load transaction commits once its batches hold this many lines (small batches' lines wait
@@ -44,10 +51,10 @@ GROUP_LINES = 100_000
 GROUP_BATCHES = 500  # … or this many batches (small batches: one transaction, not 500)
 
 
-def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: store.PendingBatch
-               ) -> store.BatchOutcome:
+def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
+               ) -> BatchOutcome:
     """Stream one batch's results into staged parts; never raises for the batch's faults."""
-    outcome = store.BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace,
+    outcome = BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace,
                                  listed_now=todo.listed_now)
     model = todo.model
     # asked at most once, and only when lines need it (see MODEL_BY_RETRIEVE)
@@ -138,7 +145,7 @@ def _retrieved(ctx: RunContext, provider: str, batch_id: str) -> Any:
         return None
 
 
-def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
+def _model_by_retrieve(ctx: RunContext, provider: str, todo: PendingBatch
                        ) -> str | None:
     """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
     for a provider whose listing leaves it out; None when that does not say either (the
@@ -153,7 +160,7 @@ def _model_by_retrieve(ctx: RunContext, provider: str, todo: store.PendingBatch
 class _Suspects:
     """404s that may say "no such route" rather than "no such results" (see _RouteWatch)."""
 
-    outcomes: list[store.BatchOutcome] = field(default_factory=list)
+    outcomes: list[BatchOutcome] = field(default_factory=list)
     template: str | None = None
 
 
@@ -188,7 +195,7 @@ class _RouteWatch:
     def stops(self, provider: str) -> bool:
         return self.missing is not None or provider in self.stopped
 
-    def take(self, o: store.BatchOutcome) -> list[store.BatchOutcome]:
+    def take(self, o: BatchOutcome) -> list[BatchOutcome]:
         """The outcomes to record now (``o`` and suspects it clears), in order."""
         if self.stops(o.provider):
             return [] if o.route_suspect or o.same_suspect else [o]
@@ -224,7 +231,7 @@ class _RouteWatch:
         out, same.outcomes, same.template = out + same.outcomes + [o], [], None
         return out
 
-    def drain(self) -> list[store.BatchOutcome]:
+    def drain(self) -> list[BatchOutcome]:
         """At the end: suspects that never made a pattern were real answers."""
         out = self._plain.outcomes
         for same in self._same.values():
@@ -263,21 +270,21 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
     providers = list(results)
     run_id, now = ctx.run_id, ctx.started_at
     if not refetch:
-        for provider, n in store.settle_past_retention(
+        for provider, n in settle_past_retention(
                 wh, providers, now=now, run_id=run_id, batch_ids=batch_ids).items():
             if n:
                 results[provider].warnings.append(
-                    f"{n} batches past {provider}'s {store.RESULTS_RETENTION_DAYS[provider]}-day "
+                    f"{n} batches past {provider}'s {RESULTS_RETENTION_DAYS[provider]}-day "
                     "results retention settled as unavailable without a request")
-    total = sum(store.pending_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
+    total = sum(pending_batch_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
                                      batch_ids=batch_ids).values()) if on_progress else 0
     watch = _RouteWatch(ctx)
     taken: dict[str, int] = dict.fromkeys(providers, 0)
     limit = settings.results_limit
-    group: list[store.BatchOutcome] = []
+    group: list[BatchOutcome] = []
     lines = done = submitted = 0
 
-    def record(o: store.BatchOutcome) -> None:
+    def record(o: BatchOutcome) -> None:
         nonlocal lines
         r = results[o.provider]
         if o.state == "loaded":
@@ -293,7 +300,7 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
     def commit() -> None:
         nonlocal group, lines
         if group:
-            store.load_group(wh, group, run_id=run_id, at=now_utc(), prices=ctx.prices)
+            load_results_group(wh, group, run_id=run_id, at=now_utc(), prices=ctx.prices)
             # DuckDB keeps every written row group's state until the file is re-attached:
             # a drain of 24,000 batches (120,000 lines) ran out of the 32MB cap without this
             wh.wrote(lines + len(group))
@@ -309,7 +316,7 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
     # of a missing route, so that a gateway without the route costs a few requests, not a
     # window's worth.
     window = 1
-    inflight: deque[Future[store.BatchOutcome]] = deque()
+    inflight: deque[Future[BatchOutcome]] = deque()
 
     def consume() -> None:
         nonlocal done, window
@@ -327,7 +334,7 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
                             thread_name_prefix="results") as pool:
         try:
             while True:
-                todo = [] if out_of_time else store.pending(
+                todo = [] if out_of_time else pending_batches(
                     wh, open_providers(), refetch=refetch, now=now, run_id=run_id,
                     batch_ids=batch_ids, limit=PAGE_BATCHES)
                 if not todo and not inflight:
@@ -364,7 +371,7 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
                         f.result().remove()
             for o in group:  # after a failure: staged parts that will not be loaded
                 o.remove()
-    backlog = store.pending_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
+    backlog = pending_batch_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
                                    batch_ids=batch_ids) if (out_of_time or watch.missing or
                                                             watch.stopped) else {}
     for provider, r in results.items():

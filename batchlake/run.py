@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from batchlake.common.errors import BatchlakeError
-from batchlake.common.settings import Settings
+from batchlake.common import BatchlakeError, Settings
 from batchlake.gateway import GatewayClient
 from batchlake.pricing import PriceCache
-from batchlake.transforms import FlatFrames
-from batchlake.transforms.redact import scrub_text
+from batchlake.transforms import FlatFrames, scrub_text
 from batchlake.warehouse import ChunkCounts
 
 log = logging.getLogger("batchlake")

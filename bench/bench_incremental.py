@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import start_gateway
 
-from batchlake.common.settings import Settings
+from batchlake.common import Settings
 from batchlake.pipeline import sync
 
 

@@ -13,8 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from batchlake.collector import FrameCollector
-from batchlake.common.config import from_env
-from batchlake.common.settings import Auth, Settings, parse_providers
+from batchlake.common import Auth, Settings, from_env, parse_providers
 from batchlake.gateway import GatewayClient
 from batchlake.pipeline import sync_provider
 from batchlake.run import ProviderResult, RunContext

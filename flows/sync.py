@@ -25,9 +25,14 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from batchlake import report as rpt
-from batchlake.common.errors import BatchlakeError, ConfigError
-from batchlake.common.runtime import sync_runtime
-from batchlake.common.settings import DEFAULT_DB, Settings, parse_providers
+from batchlake.common import (
+    DEFAULT_DB,
+    BatchlakeError,
+    ConfigError,
+    Settings,
+    parse_providers,
+    sync_runtime,
+)
 from batchlake.flows.remote import fetch_provider_task, settings_from_env
 from batchlake.gateway import GatewayClient
 from batchlake.pipeline import read_results, sync_provider

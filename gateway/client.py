@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from batchlake.common.errors import (
+from batchlake.common import (
     GatewayAuthError,
     GatewayBadRequest,
     GatewayBadResponse,
@@ -39,11 +39,12 @@ from batchlake.common.errors import (
     GatewayNotFound,
     GatewayServerError,
     GatewayUnreachable,
+    Settings,
+    redact_url,
 )
-from batchlake.common.settings import Settings, redact_url
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
 from batchlake.gateway.transport import StdlibTransport
-from batchlake.transforms.typed import (
+from batchlake.transforms import (
     ListPage,
     NotTyped,
     decode_page,

@@ -22,7 +22,7 @@ for var in [v for v in os.environ if v.startswith(("BIFROST_", "BATCHLAKE_"))]:
 import duckdb  # noqa: E402
 import pytest  # noqa: E402
 
-from batchlake.common.settings import Settings  # noqa: E402
+from batchlake.common import Settings  # noqa: E402
 from batchlake.simulator import SimGateway  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,10 +13,9 @@ import orjson
 import pytest
 
 from batchlake.simulator import SimGateway
-from batchlake.transforms.typed import decode_page, flatten_records
-from batchlake.warehouse import Warehouse
+from batchlake.transforms import decode_page, flatten_records
+from batchlake.warehouse import ChunkCounts, Warehouse
 from batchlake.warehouse import load as load_module
-from batchlake.warehouse.load import ChunkCounts
 
 AS_OF = datetime(2026, 12, 3, tzinfo=UTC)
 LATER = datetime(2026, 12, 4, tzinfo=UTC)

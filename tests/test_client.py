@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from batchlake.common.errors import (
+from batchlake.common import (
+    Auth,
     GatewayAuthError,
     GatewayBadRequest,
     GatewayBadResponse,
     GatewayNotFound,
     GatewayServerError,
     GatewayUnreachable,
+    Settings,
 )
-from batchlake.common.settings import Auth, Settings
 from batchlake.gateway import GatewayClient, ListingReport, parse_retry_after
 from batchlake.simulator import Fault, SimGateway
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchlake.common.config import resolve
-from batchlake.common.errors import ConfigError
+from batchlake.common import ConfigError, resolve
 from tests.conftest import ROOT
 
 SECRET = "sk-bf-config-canary-42"

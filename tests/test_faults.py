@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from batchlake.common.errors import ConfigError, DatabaseError
+from batchlake.common import ConfigError, DatabaseError
 from batchlake.pipeline import sync
 from batchlake.simulator import DROP, Fault, SimGateway
 from batchlake.warehouse import Warehouse

@@ -38,7 +38,7 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
                                                           monkeypatch: Any) -> None:
     from prefect.client.orchestration import get_client
 
-    from batchlake.flows.sync import sync_batches
+    from batchlake.flows import sync_batches
 
     gw = SimGateway(300, seed=12, api_key=CANARY)
     gw.faults = [Fault("status", provider="gemini", status=503, times=-1)]

@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 
 from batchlake.pipeline import sync
-from batchlake.transforms.schema import TABLES
+from batchlake.transforms import TABLES
 from batchlake.warehouse import Warehouse
 from tests.conftest import rows, settings_for
 

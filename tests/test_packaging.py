@@ -7,21 +7,23 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-
-LAYERS = ("common", "gateway", "transforms", "warehouse", "sql", "flows", "simulator")
+from tests.layout import LAYERS, layer_surface, layers
 
 
 @pytest.mark.slow
 def test_the_wheel_has_exactly_one_top_level_name(tmp_path: Path) -> None:
-    # Built from a copy: setuptools leaves build/ and *.egg-info in the tree it builds.
+    # Built from a copy of the tree as a clone has it (the batchlake/<layer> links stay
+    # links): setuptools leaves build/ and *.egg-info in the tree it builds.
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "data", "build", "*.egg-info", "__pycache__", "notebooks", "bench"))
+    assert (src / "batchlake" / "sql").is_symlink()
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
          "--disable-pip-version-check", "-q", "-w", str(tmp_path), str(src)],
@@ -78,6 +80,65 @@ def test_imports_point_down_the_layers() -> None:
                 if name == "" and "import" in stripped:  # from batchlake import x
                     name = stripped.split(" import ")[1].split(",")[0].strip()
                 assert name not in forbidden or name == folder, f"{path}: {stripped}"
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str, list[str] | None]]:
+    """Each absolute import of a source file: (line, module, the names taken from it, or
+    None for ``import module``)."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.lineno, node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield node.lineno, a.name, None
+
+
+def surface_violations(root: Path = ROOT) -> list[str]:
+    """Imports that cross into another layer other than through its ``__init__``'s
+    ``__all__``, and bare layer imports (``import transforms``: it works under pytest from
+    the repository root, and fails in the installed wheel)."""
+    all_layers = layers(root)
+    surfaces = {layer: layer_surface(layer, root) for layer in all_layers}
+    found = []
+    files = [*(root / "batchlake").glob("*.py"),
+             *(p for layer in all_layers for p in (root / layer).rglob("*.py"))]
+    for path in files:
+        own = path.relative_to(root).parts[0]
+        for line, module, names in _imports(path):
+            where = f"{path.relative_to(root)}:{line}"
+            parts = module.split(".")
+            if parts[0] in all_layers:
+                found.append(f"{where}: bare layer import {module}")
+            elif (parts[0] == "batchlake" and len(parts) > 1 and parts[1] in all_layers
+                  and parts[1] != own):
+                if len(parts) > 2 or names is None:
+                    found.append(f"{where}: {module} reaches past batchlake.{parts[1]}'s "
+                                 "__init__")
+                elif missing := [n for n in names if n not in surfaces[parts[1]]]:
+                    found.append(f"{where}: {missing} not in batchlake.{parts[1]}.__all__")
+    return found
+
+
+def test_layers_meet_only_through_their_public_surfaces() -> None:
+    assert surface_violations() == []
+
+
+def test_the_surface_check_finds_a_reach_past_a_layer_and_a_bare_import(tmp_path: Path
+                                                                        ) -> None:
+    fake = tmp_path / "repo"
+    shutil.copytree(ROOT, fake, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "build", "*.egg-info", "__pycache__", "notebooks", "bench",
+        "tests", "docs"))
+    (fake / "batchlake" / "reach.py").write_text(
+        "from batchlake.warehouse.db import query_frame\nimport transforms\n"
+        "from batchlake.gateway import _decode_page\n")
+    found = surface_violations(fake)
+    assert len(found) == 3, found
+    assert any("reaches past batchlake.warehouse's __init__" in f for f in found)
+    assert any("bare layer import transforms" in f for f in found)
+    assert any("['_decode_page'] not in batchlake.gateway.__all__" in f for f in found)
 
 
 def _module_of(path: Path) -> str:

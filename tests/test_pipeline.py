@@ -9,7 +9,7 @@ import duckdb
 
 from batchlake.pipeline import sync
 from batchlake.simulator import Plan
-from batchlake.transforms.schema import BATCHES
+from batchlake.transforms import BATCHES
 from tests.conftest import rows, settings_for
 from tests.expect import compare_row
 

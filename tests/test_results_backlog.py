@@ -126,11 +126,10 @@ def test_results_status_shows_the_backlog_and_results_drains_it(
     row = dict(zip(header.split(","), first.split(","), strict=True))
     assert row["provider"] == "openai" and int(row["finished"]) == 25
     assert int(row["backlog"]) >= 20
-    from batchlake.warehouse import reading
-    from batchlake.warehouse.results_store import backlog_status
+    from batchlake.warehouse import reading, results_backlog_by_provider
 
     with reading(db_path) as con:
-        (before,) = backlog_status(con).to_dicts()
+        (before,) = results_backlog_by_provider(con).to_dicts()
     assert before["finished"] == 25 and before["backlog"] >= 20
     seen: list[tuple[int, int]] = []
     rep = read_stored_results(settings_for(gw, db_path), on_progress=lambda d, t: seen.append(
@@ -139,7 +138,7 @@ def test_results_status_shows_the_backlog_and_results_drains_it(
     assert seen and seen[-1][0] == seen[-1][1] == before["backlog"]
     assert [d for d, _ in seen] == list(range(1, len(seen) + 1))
     with reading(db_path) as con:
-        (after,) = backlog_status(con).to_dicts()
+        (after,) = results_backlog_by_provider(con).to_dicts()
     assert after["backlog"] == 0 and after["loaded"] + after["retry_waiting"] + \
         after["retry_due"] == 25
     res = run_cli("results", "--status", "--db", db_path)

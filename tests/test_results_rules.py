@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchlake.common.errors import ConfigError
+from batchlake.common import ConfigError
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
-from batchlake.transforms.prices import parse_price_csv, shipped_prices
+from batchlake.transforms import parse_price_csv, shipped_prices
 from batchlake.transforms.result_lines import LineReject, flatten_results, result_row
 
 

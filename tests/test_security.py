@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from batchlake.simulator import Fault, SimGateway
-from batchlake.transforms.schema import TABLES
+from batchlake.transforms import TABLES
 from tests.conftest import run_cli
 
 CANARY = "sk-bf-CANARY-7f3a9d1e5b"
@@ -62,7 +62,7 @@ def test_canary_key_appears_nowhere(tmp_path: Path) -> None:
 
 
 def test_settings_repr_hides_secrets() -> None:
-    from batchlake.common.settings import Auth, Settings
+    from batchlake.common import Auth, Settings
 
     s = Settings(base_url="http://user:pw-secret@host:8080",
                  auth=Auth(api_key=CANARY, basic_user="u", basic_password="pw-secret"))
@@ -70,7 +70,7 @@ def test_settings_repr_hides_secrets() -> None:
 
 
 def test_https_verification_is_on_by_default() -> None:
-    from batchlake.common.settings import Settings
+    from batchlake.common import Settings
 
     assert Settings().verify_tls is True
 

@@ -185,7 +185,7 @@ def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_the_line_
     # Python's json (ensure_ascii) writes a lone surrogate as \ud800: valid JSON, but no
     # character UTF-8 can hold. It reads as U+FFFD (what Go's encoder writes for invalid text)
     # and the line flattens; a surrogate pair still reads as its one character.
-    from batchlake.transforms.result_lines import flatten_results
+    from batchlake.transforms import flatten_results
 
     raw = (b'{"batch_id":"b","results":[{"custom_id":"\\ud800x","response":{"status_code":'
            b'200,"body":{"model":"gpt-4o","usage":{"prompt_tokens":1}}}},'

@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from batchlake.common.errors import GatewayUnreachable
-from batchlake.common.settings import Settings
+from batchlake.common import GatewayUnreachable, Settings
 from batchlake.gateway import GatewayClient
 from batchlake.gateway.transport import READ_CHUNK, StdlibTransport
 

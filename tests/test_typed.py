@@ -14,10 +14,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from batchlake.gateway.client import _decode_page
-from batchlake.simulator import SimGateway
-from batchlake.simulator.population import make_population, render
-from batchlake.transforms import flatten_objects
-from batchlake.transforms.typed import NotTyped, decode_page, flatten_records
+from batchlake.simulator import SimGateway, make_population, render
+from batchlake.transforms import NotTyped, decode_page, flatten_objects, flatten_records
 from tests.test_transforms import gateway_objects
 
 AS_OF = datetime(2026, 12, 3, tzinfo=UTC)
@@ -170,7 +168,7 @@ def test_the_wild_mix_has_the_shares_and_dress_of_real_traffic() -> None:
 
 
 def test_wild_gateway_pages_are_served_typed_over_http() -> None:
-    from batchlake.common.settings import Settings
+    from batchlake.common import Settings
     from batchlake.gateway import GatewayClient
 
     with SimGateway(600, seed=3, wild=True, metadata_keys=8) as gw, \

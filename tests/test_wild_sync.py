@@ -16,10 +16,10 @@ import duckdb
 import orjson
 import pytest
 
-from batchlake.common.errors import DatabaseLocked
+from batchlake.common import DatabaseLocked
 from batchlake.pipeline import sync
 from batchlake.simulator import SimGateway
-from batchlake.transforms.typed import decode_page, flatten_records
+from batchlake.transforms import decode_page, flatten_records
 from batchlake.warehouse import Warehouse, load
 from batchlake.warehouse import db as db_mod
 from batchlake.warehouse.db import SYNC_ROW_GROUP_SIZE

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from batchlake.common.runtime import paused_gc
+from batchlake.common import paused_gc
 from batchlake.transforms.derive import derive_batch_columns
 from batchlake.transforms.redact import redact
 from batchlake.transforms.schema import (

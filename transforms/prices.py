@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from batchlake.common.errors import ConfigError
+from batchlake.common import ConfigError
 from batchlake.transforms.schema import PRICE_TIERS, PRICES
 
 CSV_HEADER = ("provider", "model", "input", "output", "cache_read", "cache_write",

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from batchlake.common.runtime import paused_gc
+from batchlake.common import paused_gc
 from batchlake.transforms.flatten import (
     _CACHE,
     _COUNTS,

@@ -1,6 +1,50 @@
-"""DuckDB: opening the file, migrations, set-based merges. The .sql lives in sql/."""
+"""DuckDB: opening the file, migrations, set-based merges, the results store, exports. The
+.sql lives in sql/. What the other layers may use is ``__all__``."""
 
-from batchlake.warehouse.db import connect, migrate, reading
+from batchlake.warehouse.db import (
+    RESULTS_MEMORY_LIMIT,
+    OnWait,
+    connect,
+    migrate,
+    query_frame,
+    reading,
+)
+from batchlake.warehouse.export import export_parquet
 from batchlake.warehouse.load import ChunkCounts, Warehouse
+from batchlake.warehouse.publish import check_storage_version, check_target
+from batchlake.warehouse.results_store import (
+    RESULTS_RETENTION_DAYS,
+    BatchOutcome,
+    PendingBatch,
+    failing_batches,
+    load_results_group,
+    pending_batch_counts,
+    pending_batches,
+    reprice_lines,
+    results_backlog_by_provider,
+    settle_past_retention,
+)
 
-__all__ = ["ChunkCounts", "Warehouse", "connect", "migrate", "reading"]
+__all__ = [
+    "RESULTS_MEMORY_LIMIT",
+    "RESULTS_RETENTION_DAYS",
+    "BatchOutcome",
+    "ChunkCounts",
+    "OnWait",
+    "PendingBatch",
+    "Warehouse",
+    "check_storage_version",
+    "check_target",
+    "connect",
+    "export_parquet",
+    "failing_batches",
+    "load_results_group",
+    "migrate",
+    "pending_batch_counts",
+    "pending_batches",
+    "query_frame",
+    "reading",
+    "reprice_lines",
+    "results_backlog_by_provider",
+    "settle_past_retention",
+]

@@ -15,8 +15,8 @@ import duckdb
 import polars as pl
 
 from batchlake import sql
-from batchlake.common.errors import ConfigError, DatabaseError, DatabaseLocked
-from batchlake.transforms.schema import ROW_KEY_SQL, TABLES, create_table_sql
+from batchlake.common import ConfigError, DatabaseError, DatabaseLocked
+from batchlake.transforms import ROW_KEY_SQL, TABLES, create_table_sql
 
 CHECKPOINT_THRESHOLD = "4MB"
 DEFAULT_MEMORY_LIMIT = "32MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)

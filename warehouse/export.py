@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from batchlake.common.errors import ConfigError, DatabaseError
+from batchlake.common import ConfigError, DatabaseError
 from batchlake.warehouse.db import OnWait, reading
 
 STATE_FILE = "_batchlake_export.json"

@@ -28,14 +28,14 @@ import duckdb
 import polars as pl
 
 from batchlake import sql
-from batchlake.common.errors import DatabaseError
-from batchlake.transforms.flatten import FlatFrames
-from batchlake.transforms.schema import (
+from batchlake.common import DatabaseError
+from batchlake.transforms import (
     BATCH_SNAPSHOTS,
     BATCHES,
     REJECTS,
     ROW_KEY_SQL,
     STAGED_BATCH_COLUMNS,
+    FlatFrames,
 )
 from batchlake.warehouse import publish as _publish
 from batchlake.warehouse.db import (

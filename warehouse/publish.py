@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from batchlake.common.errors import ConfigError, DatabaseError
+from batchlake.common import ConfigError, DatabaseError
 
 _STORAGE_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _ALIAS = "batchlake_publish"

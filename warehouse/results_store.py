@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from batchlake import sql
-from batchlake.transforms.schema import BATCH_RESULTS, RESULT_LINE_COLUMNS
+from batchlake.transforms import BATCH_RESULTS, RESULT_LINE_COLUMNS
 
 if TYPE_CHECKING:
     from batchlake.warehouse.load import Warehouse
@@ -124,7 +124,7 @@ def _pending_where(providers: list[str], *, refetch: bool, now: datetime, run_id
 _FINISHED_AT = "coalesce(b.completed_at, b.cancelled_at, b.expired_at, b.created_at)"
 
 
-def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
+def pending_batches(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
             run_id: str, batch_ids: list[str] | None = None, limit: int = 2000
             ) -> list[PendingBatch]:
     """Finished batches with output whose results are not stored yet (or, with ``refetch``,
@@ -145,7 +145,7 @@ def pending(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime
             for p, bid, model, stored, seen in rows]
 
 
-def pending_counts(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
+def pending_batch_counts(wh: Warehouse, providers: list[str], *, refetch: bool, now: datetime,
                    run_id: str, batch_ids: list[str] | None = None) -> dict[str, int]:
     """Per provider, the finished batches still waiting for their results (the backlog)."""
     if not providers:
@@ -237,7 +237,7 @@ def store_prices(con: duckdb.DuckDBPyConnection, prices: PriceSource, table: str
     return update
 
 
-def load_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: datetime,
+def load_results_group(wh: Warehouse, outcomes: list[BatchOutcome], *, run_id: str, at: datetime,
                prices: PriceSource) -> None:
     """Commit a group of batches' outcomes in one transaction: lines priced from the prices
     table (first replaced by the run's prices, if no load of the run has stored them yet),
@@ -304,7 +304,7 @@ def write_prices(con: duckdb.DuckDBPyConnection, update: PriceUpdateLike) -> Non
             con.unregister("incoming_prices")
 
 
-def reprice(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
+def reprice_lines(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
     """Store the prices in force for every stored line's name and recompute every cost;
     return (lines, unpriced)."""
     with wh.transaction() as con:
@@ -316,7 +316,7 @@ def reprice(wh: Warehouse, prices: PriceSource) -> tuple[int, int]:
     return int(lines), int(unpriced)
 
 
-def backlog_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def results_backlog_by_provider(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Per provider: finished batches, loaded, backlog, retries (due, waiting), unavailable,
     the backlog's oldest and newest finish, lines stored (sql/results_store/status.sql)."""
     from batchlake.warehouse.db import query_frame
@@ -324,7 +324,7 @@ def backlog_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return query_frame(con, sql.read("results_store/status.sql"))
 
 
-def failing(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def failing_batches(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The 50 batches whose results failed most recently, with the reason."""
     from batchlake.warehouse.db import query_frame
 
