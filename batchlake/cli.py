@@ -5,30 +5,41 @@ Expected mistakes end with one line on stderr and a non-zero exit, never a trace
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import polars as pl
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from batchlake import report as rpt
+from batchlake.cli_options import (
+    ApiKeyHeaderOpt,
+    ApiKeyOpt,
+    BaseUrlOpt,
+    BodiesOpt,
+    DbOpt,
+    FormatOpt,
+    PricesOnlyOpt,
+    PricesOpt,
+    ProvidersOpt,
+    WaitOpt,
+)
+from batchlake.cli_render import (
+    err,
+    listing_progress,
+    out,
+    print_frame,
+    print_sync_report,
+    results_progress,
+)
 from batchlake.common import (
-    DEFAULT_DB,
     BatchlakeError,
     ConfigError,
     GatewayAuthError,
@@ -42,35 +53,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
 export_app = typer.Typer(no_args_is_help=True, help="Export tables to other engines.")
 app.add_typer(export_app, name="export")
-# Wide when piped: a log file or CI output should not fold every column.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="DuckDB file, or md:NAME for MotherDuck (env BATCHLAKE_DB; default "
-    f"{DEFAULT_DB}).", show_default=False)]
-# The gateway options that sync, results and fetch share.
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Gateway URL (env BIFROST_BASE_URL).")]
-ProvidersOpt = Annotated[str | None, typer.Option(
-    help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")]
-ApiKeyOpt = Annotated[str | None, typer.Option(
-    help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
-    show_default=False)]
-ApiKeyHeaderOpt = Annotated[str | None, typer.Option(
-    help="Send the key in this header instead, e.g. x-api-key (env BIFROST_API_KEY_HEADER).")]
-WaitOpt = Annotated[float, typer.Option(
-    "--wait", help="Seconds to wait for a sync that holds the database.")]
-PricesOpt = Annotated[str | None, typer.Option(
-    "--prices", help="Prices CSV (provider,model,input,output,cache_read,cache_write,"
-    "batch_input,batch_output; USD per 1M tokens); its rows win over the shipped table "
-    "(env BATCHLAKE_PRICES).")]
-PricesOnlyOpt = Annotated[bool | None, typer.Option(
-    "--prices-only/--no-prices-only",
-    help="Price from the --prices file alone (no shipped table).", show_default=False)]
-BodiesOpt = Annotated[bool | None, typer.Option(
-    "--store-result-bodies/--no-store-result-bodies",
-    help="Keep each result line's response body (redacted); by default bodies, your users' "
-    "data, are not stored.", show_default=False)]
 
 
 def _reading(db: str, wait: float) -> Any:
@@ -80,7 +63,7 @@ def _reading(db: str, wait: float) -> Any:
 
     return reading(db, lock_timeout_s=wait,
                    on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
+
 
 
 _CONFIG: dict[str, str | None] = {"file": None}  # the global --config FILE
@@ -99,61 +82,6 @@ def _db(db: str | None) -> str:
     return _settings(db=db).db_path
 
 
-def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
-    if fmt == "json":
-        out.print_json(json.dumps(rpt.to_jsonable({"rows": df})["rows"], default=str))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(df.columns)
-        w.writerows([_plain(v) for v in row] for row in df.iter_rows())
-        sys.stdout.write(buf.getvalue())
-    elif fmt == "table":
-        t = Table(title=title, title_justify="left", header_style="bold")
-        for c in df.columns:
-            t.add_column(c, overflow="fold")
-        for row in df.iter_rows():
-            t.add_row(*("" if v is None else _cell(v) for v in row))
-        out.print(t)
-    else:
-        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-
-
-def _plain(v: Any) -> Any:
-    """HUGEINT sums arrive as Decimal(38, 0): shown (and written as JSON) as integers."""
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() else float(v)
-    return v
-
-
-def _cell(v: Any) -> str:
-    v = _plain(v)
-    if isinstance(v, datetime):
-        return f"{v:%Y-%m-%d %H:%M:%S}"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.1f}"
-    return str(v)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A per-provider progress line on a terminal; silent otherwise."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("{task.description:<10}"), BarColumn(bar_width=None),
-                  TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} objects"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(provider: str, pages: int, fetched: int) -> None:
-            if provider not in tasks:
-                tasks[provider] = bar.add_task(provider, total=None, pages=0)
-            bar.update(tasks[provider], completed=fetched, pages=pages)
-
-        yield update
-
-
 def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = False,
              batch_ids: list[str] | None = None, quiet: bool = False,
              task_runner: str = "threads", clock: datetime | None = None) -> Any:
@@ -168,7 +96,7 @@ def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = F
                         dask=task_runner == "dask")
     from batchlake.pipeline import sync
 
-    with _progress(not quiet and err.is_terminal) as progress:
+    with listing_progress(not quiet and err.is_terminal) as progress:
         return sync(settings, full_refresh=full_refresh, batch_ids=batch_ids,
                     on_progress=progress, clock=clock)
 
@@ -185,14 +113,6 @@ def _preflight(settings: Settings) -> None:
             raise
         except GatewayError:
             pass  # e.g. one unconfigured provider: the sync reports it per provider
-
-
-def _print_sync_report(rep: Any) -> None:
-    df = pl.DataFrame([r.as_row() for r in rep.results])
-    print_frame(df.drop("warnings") if df.get_column("warnings").str.len_chars().max() == 0
-                else df, title=f"sync run {rep.run_id}")
-    for r in rep.failed:
-        err.print(f"[red]{r.provider} failed:[/red] {r.error}", highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -308,7 +228,7 @@ def sync(
     rep = run_sync(settings, prefect=prefect or (task_runner == "dask") or None,
                    full_refresh=full_refresh, quiet=quiet, task_runner=task_runner)
     if not quiet:
-        _print_sync_report(rep)
+        print_sync_report(rep)
         if rep.published:
             err.print(f"published {rep.published}", highlight=False)
     if rep.all_failed or (strict and rep.failed):
@@ -397,7 +317,7 @@ def results_cmd(
     _preflight(settings)
     from batchlake.pipeline import read_stored_results
 
-    with _results_progress(err.is_terminal) as progress:
+    with results_progress(err.is_terminal) as progress:
         rep = read_stored_results(settings, refetch=refetch, budget_s=budget,
                                 on_progress=progress)
     df = pl.DataFrame([{k: r.as_row()[k] for k in (
@@ -409,23 +329,6 @@ def results_cmd(
             err.print(f"{r.provider}: {w}", highlight=False)
     if rep.all_failed:
         raise typer.Exit(1)
-
-
-@contextmanager
-def _results_progress(enabled: bool) -> Iterator[Any]:
-    """A progress bar over the backlog on a terminal; silent otherwise."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("results"), BarColumn(bar_width=None),
-                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} batches"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        task = bar.add_task("results", total=0)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done))
-
-        yield update
 
 
 @app.command()
@@ -559,7 +462,7 @@ def demo(
     with SimGateway(batches, seed=seed, future_share=0.1) as gw:
         settings = Settings(base_url=gw.base_url, db_path=db)
         rep = run_sync(settings, prefect=prefect)
-        _print_sync_report(rep)
+        print_sync_report(rep)
         gw.advance(3 * 3600)  # three hours later: some batches moved on
         # … for the run's clock too (the polling backoff counts the hours since last seen)
         rep = run_sync(settings, prefect=prefect, quiet=True,
