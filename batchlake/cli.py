@@ -18,7 +18,8 @@ import click
 import polars as pl
 import typer
 
-from batchlake import report as rpt
+from batchlake import report_frames as rpt
+from batchlake import report_html
 from batchlake.cli_options import (
     ApiKeyHeaderOpt,
     ApiKeyOpt,
@@ -509,7 +510,7 @@ def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
         sections = rpt.build(con, window, provider)
         status = rpt.status_by_provider(con, window, provider)
     if html_path:
-        Path(html_path).write_text(rpt.to_html(sections, status, "batchlake report"),
+        Path(html_path).write_text(report_html.to_html(sections, status, "batchlake report"),
                                    encoding="utf-8")
         err.print(f"wrote {html_path}")
     if fmt == "json":

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from batchlake import report as rpt
+from batchlake import report_frames as rpt
 from batchlake.common import ConfigError
 
 # Wide when piped: a log file or CI output should not fold every column.

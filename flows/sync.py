@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from batchlake import report as rpt
+from batchlake import report_frames as rpt
 from batchlake.common import (
     DEFAULT_DB,
     BatchlakeError,

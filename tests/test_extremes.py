@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchlake import report as rpt
+from batchlake import report_frames as rpt
+from batchlake import report_html
 from batchlake.api import VIEWS
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
@@ -83,7 +84,7 @@ def read_everything(path: str) -> None:
             for provider in (None, "gemini"):
                 sections = rpt.build(con, since, provider)
                 json.dumps(rpt.to_jsonable(sections), default=str)
-                rpt.to_html(sections, rpt.status_by_provider(con, since, provider), "t")
+                report_html.to_html(sections, rpt.status_by_provider(con, since, provider), "t")
         rpt.overdue(con, None, rpt.parse_duration("2h"))
     finally:
         con.close()
