@@ -25,7 +25,7 @@ from batchlake.api import VIEWS
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
 from tests.conftest import run_cli
-from tests.test_notebook import run_notebook
+from tests.notebook_runner import run_notebook
 from tests.test_transforms import gateway_objects
 
 NOW = datetime.now(UTC)
