@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ import orjson
 from batchlake.simulator.injected_faults import Fault
 from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
 from batchlake.simulator.result_bodies import has_results, results_body
+from batchlake.simulator.route_pacing import RoutePacing
 
 
 def _encode_cursor(key: int, index: int, nonce: int = 0) -> str:
@@ -57,7 +59,17 @@ class GatewayModel:
         results_max_lines: int | None = 40,
         results_encoding: str = "go",
         results_route: str = "ok",
+        latency: Mapping[str, float] | None = None,
+        latency_jitter: float = 0.0,
+        max_inflight: Mapping[str, int] | None = None,
+        retry_after_s: int = 1,
     ) -> None:
+        """``n`` batches (seeded by ``seed``) over ``providers``, created over ``history_s``
+        seconds before ``now``. A real gateway's pace, per route name (list, retrieve,
+        results; simulator/route_pacing.py): ``latency`` {route: seconds before each answer's
+        headers}, jittered by ± ``latency_jitter`` (a share, 0 to 1); ``max_inflight``
+        {route: requests in flight at most}, beyond which a request is answered 429 at once
+        with ``Retry-After: retry_after_s``. None: loopback's pace, no cap."""
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
         self.providers = providers
@@ -85,6 +97,8 @@ class GatewayModel:
         self.results_bodies: dict[tuple[str, str], bytes] = {}
         self.uncapped: dict[str, int] = {}  # batch id -> content padding (add_big_batch)
         self._nonce = 0
+        self.pacing = RoutePacing(latency, jitter=latency_jitter, max_inflight=max_inflight,
+                                  retry_after_s=retry_after_s, seed=seed)
         all_plans = plans if plans is not None else make_population(
             n, self.now, seed=seed, history_s=history_s, providers=providers,
             future_share=future_share, metadata_keys=metadata_keys, wild=wild)
@@ -170,9 +184,26 @@ class GatewayModel:
         return batch_id in self._index.get(provider, {})
 
     def stats(self) -> dict[str, Any]:
-        """What ``GET /_sim/stats`` answers: the clock and the requests per endpoint:provider."""
-        return {"now": self.now,
-                "requests": {f"{k[0]}:{k[1]}": v for k, v in self.requests.items()}}
+        """What ``GET /_sim/stats`` answers: the clock, the requests per "route:provider"
+        (every request counted, 429s too), and the pace (``RoutePacing.stats``)."""
+        with self._lock:
+            requests = {f"{k[0]}:{k[1]}": v for k, v in self.requests.items()}
+        return {"now": self.now, "requests": requests, **self.pacing.stats()}
+
+    @property
+    def throttled(self) -> Counter[str]:
+        """429s answered per route (the in-flight caps)."""
+        return self.pacing.throttled
+
+    @property
+    def peak_inflight(self) -> Counter[str]:
+        """The most requests in flight at once, per route."""
+        return self.pacing.peak_inflight
+
+    @property
+    def inflight(self) -> Counter[str]:
+        """Requests in flight now, per route."""
+        return self.pacing.inflight
 
     def _active(self, kind: str, provider: str) -> bool:
         return any(f.kind == kind and f.provider in (None, provider) and f.times != 0

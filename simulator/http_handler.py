@@ -1,6 +1,8 @@
 """The simulated gateway's HTTP side: a threading HTTP/1.1 server (a thread per connection)
 whose handler finds the route (simulator/route_table.py), runs the gateway's checks for API
-routes (the key, the ``provider`` parameter) and hands the request to the route's function."""
+routes (the key, the ``provider`` parameter), paces it (simulator/route_pacing.py: a 429 at
+once beyond the route's cap in flight, else its latency) and hands the request to the route's
+function."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ class SimHTTPServer(ThreadingHTTPServer):
     ``self.server.gateway``."""
 
     daemon_threads = True
+    # Clients open many connections at once (a results stage with dozens in flight); past
+    # the default backlog of 5 the kernel drops connects, which retry a second or more later.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: GatewayModel) -> None:
         self.gateway = gateway
@@ -75,8 +80,10 @@ class SimRequestHandler(BaseHTTPRequestHandler):
                           bifrost=False)
             return
         route = found[0]
-        if route.name is None or self._admitted(ex, route, route.name):
+        if route.name is None:
             route.run(ex)
+        elif self._admitted(ex, route, route.name):
+            self._paced(ex, route, route.name)
 
     def _admitted(self, ex: Exchange, route: Route, name: str) -> bool:
         """The checks Bifrost makes before it asks a provider; False when they answered."""
@@ -94,3 +101,18 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             ex.send_error(400, f"provider {provider} is not configured on this gateway")
             return False
         return True
+
+    def _paced(self, ex: Exchange, route: Route, name: str) -> None:
+        """Answer at the route's pace: 429 at once beyond its cap in flight, else after its
+        latency. This thread serves one connection, so a plain wait keeps a kept-alive
+        connection's answers in order."""
+        pacing = ex.gateway.pacing
+        if not pacing.admit(name):
+            message, headers = pacing.throttled_answer(name)
+            ex.send_error(429, message, bifrost=False, headers=headers)
+            return
+        try:
+            pacing.wait(name)
+            route.run(ex)
+        finally:
+            pacing.release(name)
