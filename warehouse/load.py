@@ -90,7 +90,8 @@ class Warehouse:
         self.lock = threading.RLock()
         self._memory = SyncFileMemory(self.con, db_path, lock=self.lock,
                                       lock_timeout_s=lock_timeout_s)
-        # Batches merged since the file was (re)attached: see db.REATTACH_ROWS.
+        # A merge first re-attaches the file once this many batches were merged since it
+        # was attached (db.REATTACH_ROWS; 0: never, a file that is not attached).
         self.reattach_rows = REATTACH_ROWS if is_local_file(db_path) else 0
         # One loader thread: merges run while the callers flatten the next parts.
         self._loader = GroupCommit(self._merge_for_loader, self._reattach_if_due,
