@@ -15,7 +15,7 @@ import pytest
 from batchlake.simulator import SimGateway
 from batchlake.transforms import decode_page, flatten_records
 from batchlake.warehouse import ChunkCounts, Warehouse
-from batchlake.warehouse import load as load_module
+from batchlake.warehouse import merge_plan as plan_module
 
 AS_OF = datetime(2026, 12, 3, tzinfo=UTC)
 LATER = datetime(2026, 12, 4, tzinfo=UTC)
@@ -34,9 +34,16 @@ def flat(gw: SimGateway, provider: str, start: int, n: int) -> Any:
 
 
 def load_group(wh: Warehouse, parts: list[Any], at: datetime = AS_OF) -> dict[str, ChunkCounts]:
-    """One transaction over these parts, as the loader groups them."""
-    return wh._load_parts([wh.stage_chunk(p) for p in parts], run_id=f"r-{at:%d}",
-                          observed_at=at)
+    """One transaction over these parts: they wait for the loader (fewer than a group) until
+    it is asked to merge them, then it takes them together. Counts per provider."""
+    loads = [(p.batches.get_column("provider")[0],
+              wh.load_staged_async([wh.stage_chunk(p)], run_id=f"r-{at:%d}", observed_at=at,
+                                   now=False)) for p in parts]
+    wh.merge_waiting_now()
+    counts: dict[str, ChunkCounts] = {}
+    for provider, future in loads:
+        counts.setdefault(provider, ChunkCounts()).add(future.result(timeout=60))
+    return counts
 
 
 def plan_taken(wh: Warehouse) -> str:
@@ -64,9 +71,9 @@ def test_new_batches_are_appended_as_the_general_merge_writes_them(
         counts = load_group(wh, parts)
         assert plan_taken(wh) == "append"
         appended = dump(wh)
-    plan = load_module.merge_plan()
+    plan = plan_module.merge_plan()
     probe = "SELECT provider, count(*), 0, true FROM stage_keys GROUP BY provider"
-    monkeypatch.setattr(load_module, "merge_plan",
+    monkeypatch.setattr(plan_module, "merge_plan",
                         lambda: dataclasses.replace(plan, probe_query=probe))
     with Warehouse(str(tmp_path / "merge.duckdb")) as wh:
         merged_counts = load_group(wh, parts)

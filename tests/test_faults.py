@@ -17,7 +17,7 @@ from batchlake.pipeline import sync
 from batchlake.simulator import DROP, Fault, SimGateway
 from batchlake.warehouse import Warehouse
 from batchlake.warehouse.db import checkpoint_memory_limit
-from batchlake.warehouse.load import _fatal_message
+from batchlake.warehouse.duckdb_errors import fatal_message
 from tests.conftest import ROOT, rows, run_cli, settings_for
 from tests.expect import assert_matches_truth, compare_row, stored
 from tests.locks import hold_lock
@@ -305,9 +305,9 @@ def test_a_fatal_duckdb_error_reads_as_one_line_with_what_to_do() -> None:
         'FATAL Error: Failed: database has been invalidated because of a previous fatal error.'
         '\nOriginal error: "Failed to create checkpoint because of error: could not allocate '
         'block of size 256.0 KiB (34.1 MiB/34.3 MiB used)\n\nPossible solutions:\n* Reducing')
-    msg = _fatal_message(oom)
+    msg = fatal_message(oom)
     assert "\n" not in msg and "BATCHLAKE_DUCKDB_MEMORY higher" in msg
-    other = _fatal_message(duckdb.FatalException("FATAL Error: disk went away\n\nmore"))
+    other = fatal_message(duckdb.FatalException("FATAL Error: disk went away\n\nmore"))
     assert other.startswith("DuckDB stopped with a fatal error (FATAL Error: disk went away)")
     assert "\n" not in other
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,15 +114,14 @@ def test_the_loader_merges_what_waits_in_one_group_and_counts_per_provider(
         tmp_path: Path) -> None:
     gw = SimGateway(400, seed=2, wild=True)
     with Warehouse(str(tmp_path / "g.duckdb"), group_rows=10_000) as wh:
-        hold = threading.Event()
-        wh._loader.submit(hold.wait)  # the loader is busy: the three loads queue up
+        # fewer than a group: the three loads wait until the loader is asked to merge them
         a1 = wh.load_staged_async([wh.stage_chunk(_flat(gw, "openai", 0, 30))],
-                                  run_id="r", observed_at=AS_OF)
+                                  run_id="r", observed_at=AS_OF, now=False)
         b = wh.load_staged_async([wh.stage_chunk(_flat(gw, "azure", 0, 20))],
-                                 run_id="r", observed_at=AS_OF)
+                                 run_id="r", observed_at=AS_OF, now=False)
         a2 = wh.load_staged_async([wh.stage_chunk(_flat(gw, "openai", 20, 30))],
-                                  run_id="r", observed_at=AS_OF)
-        hold.set()
+                                  run_id="r", observed_at=AS_OF, now=False)
+        wh.merge_waiting_now()
         counts = [f.result(timeout=60) for f in (a1, b, a2)]
         # openai's 50 distinct batches (10 in both parts) in one transaction: the first of
         # its loads carries them; the later part's versions won.
@@ -135,14 +133,12 @@ def test_the_loader_merges_what_waits_in_one_group_and_counts_per_provider(
 def test_a_failed_group_retries_each_load_alone_so_the_others_land(tmp_path: Path) -> None:
     gw = SimGateway(400, seed=2, wild=True)
     with Warehouse(str(tmp_path / "g.duckdb"), group_rows=10_000) as wh:
-        hold = threading.Event()
-        wh._loader.submit(hold.wait)
         good = wh.load_staged_async([wh.stage_chunk(_flat(gw, "openai", 0, 30))],
-                                    run_id="r", observed_at=AS_OF)
+                                    run_id="r", observed_at=AS_OF, now=False)
         broken = wh.stage_chunk(_flat(gw, "azure", 0, 20))
         Path(broken.files["batches"]).unlink()  # its part cannot be read
-        bad = wh.load_staged_async([broken], run_id="r", observed_at=AS_OF)
-        hold.set()
+        bad = wh.load_staged_async([broken], run_id="r", observed_at=AS_OF, now=False)
+        wh.merge_waiting_now()  # one group: it fails, and each load is tried alone
         assert good.result(timeout=60).inserted == 30
         with pytest.raises(duckdb.IOException, match=r"No files found"):
             bad.result(timeout=60)
@@ -167,8 +163,9 @@ def test_a_sync_that_reattaches_its_file_stores_exactly_what_one_that_does_not_s
     # A big sync detaches and attaches its file every REATTACH_ROWS batches (memory, see
     # warehouse/db.py); here every ~200, so a sync of 1,500 does it several times.
     reattached = []
-    real = load.reattach
-    monkeypatch.setattr(load, "reattach", lambda *a, **k: (reattached.append(1), real(*a, **k)))
+    real = db_mod.reattach
+    monkeypatch.setattr(db_mod, "reattach",
+                        lambda *a, **k: (reattached.append(1), real(*a, **k)))
     dbs = {}
     for name, every in (("with", 200), ("without", 0)):
         monkeypatch.setattr(load, "REATTACH_ROWS", every)

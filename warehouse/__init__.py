@@ -10,7 +10,8 @@ from batchlake.warehouse.db import (
     reading,
 )
 from batchlake.warehouse.export import export_parquet
-from batchlake.warehouse.load import ChunkCounts, Warehouse
+from batchlake.warehouse.load import Warehouse
+from batchlake.warehouse.merge_plan import ChunkCounts
 from batchlake.warehouse.publish import check_storage_version, check_target
 from batchlake.warehouse.results_store import (
     RESULTS_RETENTION_DAYS,

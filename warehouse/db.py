@@ -1,4 +1,5 @@
-"""Opening the DuckDB file: clear errors, waiting for another writer, migrations."""
+"""Opening the DuckDB file (clear errors, waiting for another writer), its memory settings
+and the sync's re-attach, migrations."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,8 +23,7 @@ from batchlake.transforms import ROW_KEY_SQL, TABLES, create_table_sql
 CHECKPOINT_THRESHOLD = "4MB"
 DEFAULT_MEMORY_LIMIT = "32MB"  # for syncs; BATCHLAKE_DUCKDB_MEMORY overrides (e.g. 2GB)
 # For the results stage, which runs after the batch stage's frames are gone: batch_results_
-# state's primary-key index lives in DuckDB's memory and grows with the settled batches (a
-# drain of a 100,000-batch history ran out of 32MB at ~75,000 of them, in the pending query).
+# state's primary-key index lives in DuckDB's memory and grows with the settled batches.
 RESULTS_MEMORY_LIMIT = "128MB"
 _LOCK_HINT = re.compile(r"(Could not set lock|Conflicting lock|lock on file)", re.I)
 _PID = re.compile(r"PID (\d+)")
@@ -113,22 +114,14 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
                             lock_timeout_s, on_wait)
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
-        # Checkpoint once the WAL holds 4MB. A transaction's rows that fill no whole row group
-        # go through the WAL; the checkpoint's memory grows with the table, so a larger
-        # threshold only makes each one bigger. Measured (bench/, wild mix, appends): 1M
-        # batches peaked 19 MB lower in DuckDB and ran 8% faster than with 64MB; 100k 1%
-        # faster (64MB had been 15% faster than 16MB with the general merge's bigger WAL).
+        # Checkpoint once the WAL holds 4MB: a checkpoint's memory grows with the table, so a
+        # larger threshold only makes each one bigger.
         con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     return con
 
 
-# The sync writes row groups of this many rows, not DuckDB's 122,880. DuckDB writes a
-# transaction's rows straight into the file, compressed, once they fill a row group
-# ("optimistic writes"); below that, they go through the WAL and are written again at the
-# checkpoint. A load transaction is 15,000 rows, so with the default size every row took the
-# long way. Measured (100k wild objects, 15k-row transactions, 1 DuckDB thread, 48MB):
-# merges 3.68 s with the default, 2.29 s at 8,192 (commits 2.08 -> 0.33 s); the file grew
-# from 52 to 56 MB. 2,048 was slower (2.73 s) and larger (78 MB).
+# The sync's row groups, not DuckDB's 122,880: a 15,000-row load then fills row groups, which
+# DuckDB writes into the file once, not through the WAL and again at the checkpoint.
 SYNC_ROW_GROUP_SIZE = 8192
 
 
@@ -155,14 +148,8 @@ def _attach(con: duckdb.DuckDBPyConnection, db_path: str, read_only: bool,
     con.execute("USE batchlake")
 
 
-# A sync that has merged this many batches since it opened the file closes it and opens it
-# again (``reattach``). DuckDB keeps the state of every row group it has written or read in
-# memory until the file is detached, and cached blocks of the tables in its buffer pool:
-# in a sync of 1M batches (1M snapshots, 6.4M metadata rows, in row groups of 8,192) that
-# grew the floor between merges by ~45 MB. Measured (bench/, 1M wild objects, five
-# providers, 32MB cap): peak RSS 301 -> 277-288 MB (four runs), 37-41 s against 38; every
-# 75,000 rows 276 MB (one run). A sync of 100k batches or fewer never does it. Only a local
-# file (``is_local_file``) is attached, so only one is re-attached.
+# A sync re-attaches its file (a local one: ``is_local_file``) after merging this many
+# batches: DuckDB keeps the state of every row group in memory until the file is detached.
 REATTACH_ROWS = 150_000
 
 
@@ -196,11 +183,8 @@ def memory_limit() -> str:
     return os.environ.get("BATCHLAKE_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
 
 
-# DuckDB treats a checkpoint that runs out of memory as fatal: the database is invalidated
-# (every later statement fails), not just the statement. Measured with ~1 KB objects at 100k
-# batches: caps of 36MB and 40MB failed in a checkpoint while every merge fitted. Commits
-# (which checkpoint once the WAL passes CHECKPOINT_THRESHOLD) and the close therefore run
-# with at least this much; merges keep the sync's cap.
+# Commits (which may checkpoint) and the close get at least this much, merges the sync's cap:
+# a checkpoint that runs out of memory invalidates the whole database, not one statement.
 CHECKPOINT_MEMORY_LIMIT = "64MB"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -252,20 +236,12 @@ def set_memory_limit(con: duckdb.DuckDBPyConnection, size: str) -> None:
 def sync_threads() -> int:
     """DuckDB threads during a sync: all cores but one. The sync's Python threads (fetch and
     flatten) need a core of their own; merges of a chunk's rows gain little from more
-    threads. Measured on 2 cores (bench/): 1 thread instead of 2 gave ~+10% at 100k batches
-    and ~+25% at 1M, with the same memory."""
+    threads."""
     return max(1, (os.cpu_count() or 2) - 1)
 
 
 def tune_for_sync(con: duckdb.DuckDBPyConnection) -> None:
-    """Cap DuckDB's memory and threads for a sync. 32MB since 2026-12-04: measured (bench/,
-    wild mix, five providers, 15,000-object transactions) 100k batches 250 MB peak against
-    283 MB with 48MB (polars' single arena included), as fast; 1M 20 MB lower and as fast; a
-    full refresh of 1M stored batches fits, and one that rewrites all 100k (the general
-    merge; 24MB ran out there). Earlier figures, pages of 100:
-    peak RSS 248 MB at 100k batches and 268 MB at 1M with 48MB, commits at 64MB and
-    15,000-object load chunks (earlier, 5,000-object chunks at 48MB: 230/250 MB; 96MB:
-    266/302 MB; 32MB runs out). A full refresh of 1M batches fits; the merges spill past
+    """Cap DuckDB's memory (``memory_limit``) and threads for a sync. The merges spill past
     the cap; nothing in a sync needs an index held in memory."""
     limit = memory_limit()
     try:
@@ -274,6 +250,43 @@ def tune_for_sync(con: duckdb.DuckDBPyConnection) -> None:
         raise ConfigError(f"BATCHLAKE_DUCKDB_MEMORY={limit!r} is not a memory size; use e.g. "
                           "256MB or 2GB") from None
     con.execute(f"SET threads = {sync_threads()}")
+
+
+class SyncFileMemory:
+    """What DuckDB's memory holds of the sync's file: its cap raised for a block, and the rows
+    written since the file was attached, given back by re-attaching it (``reattach``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db_path: str, *,
+                 lock: threading.RLock, lock_timeout_s: float) -> None:
+        self.con = con
+        self.db_path = db_path
+        self.lock = lock  # the connection's write lock
+        self.lock_timeout_s = lock_timeout_s
+        self.written = 0  # rows written since the file was (re)attached
+
+    @contextlib.contextmanager
+    def cap_at_least(self, size: str) -> Iterator[None]:
+        """DuckDB's memory cap raised to ``size`` for a block (never lowered: a
+        BATCHLAKE_DUCKDB_MEMORY above it stays)."""
+        raised = contextlib.ExitStack()  # the SETs take the lock; the block does not
+        with self.lock:
+            raised.enter_context(memory_at_least(self.con, size))
+        try:
+            yield
+        finally:
+            with self.lock:
+                raised.close()
+
+    def wrote(self, rows: int) -> None:
+        self.written += rows
+
+    def reattach_after(self, rows: int) -> None:
+        """Re-attach the file once ``rows`` rows were written since it was attached."""
+        if self.written >= rows:
+            with self.lock:
+                reattach(self.con, self.db_path, row_group_size=SYNC_ROW_GROUP_SIZE,
+                         lock_timeout_s=self.lock_timeout_s)
+            self.written = 0
 
 
 def migration_values() -> dict[str, str]:
@@ -335,7 +348,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
 
 def _evolve(con: duckdb.DuckDBPyConnection) -> None:
     """Columns declared in the schema but missing from an older file are added (NULL)."""
-    # One query for every table: one per table cost a new file ~16 ms of its first sync.
+    # One query for every table, not one per table: a new file's first sync pays for each.
     have = set(con.execute(
         "SELECT table_name, column_name FROM information_schema.columns "
         "WHERE table_schema = current_schema() AND table_catalog = current_database()"

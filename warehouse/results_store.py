@@ -5,7 +5,7 @@ A batch's lines, its state row and its rejects commit in one transaction, togeth
 other batches of the same load group: a crash leaves each batch either whole or absent (and
 absent means asked again), a re-read replaces the batch's lines, so nothing is counted twice.
 Lines are staged as Parquet by the fetching threads and read by DuckDB's own reader, like
-batch chunks (warehouse/load.py).
+batch chunks (warehouse/staged_parts.py).
 """
 
 from __future__ import annotations

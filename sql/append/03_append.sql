@@ -11,8 +11,7 @@ FROM incoming_batches i;
 -- Their first snapshots, read back from the rows just appended (the content hash is
 -- computed once, in the append above). The rowid bound is a constant that DuckDB checks
 -- against each row group's range: the stored rows are not scanned, as a join on row_key
--- scanned them (2% of the sync's wall at 100k, median of 7 paired runs; more as the
--- table grows).
+-- scanned them (a cost that grows with the table).
 INSERT INTO batch_snapshots (provider, batch_id, observed_at, run_id, {{snapshot_cols}})
 SELECT s.provider, s.batch_id, $1, $2, {{snapshot_cols_s}}
 FROM batches s

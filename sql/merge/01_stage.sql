@@ -9,7 +9,7 @@ SEMI JOIN (SELECT provider, batch_id, max(part) AS part FROM incoming_batches GR
     ON last.provider = i.provider AND last.batch_id = i.batch_id AND last.part = i.part;
 
 -- Stored versions, in steps because the table grows with every sync: candidates are found
--- by row_key alone (one BIGINT column scanned, ~5x cheaper than the two text keys), then
+-- by row_key alone (one BIGINT column scanned, far cheaper than the two text keys), then
 -- only those rows are read, by rowid, and stage_changes confirms them on the real key.
 -- Separate statements and a rowid IN (...) filter: joined in one query, the optimizer makes
 -- provider and batch_id join keys and scans every column of the table.

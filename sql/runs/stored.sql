@@ -1,0 +1,2 @@
+-- Batches stored for the provider, those without created_at included.
+SELECT count(*) FROM batches WHERE provider = ?;
