@@ -23,9 +23,9 @@ from batchlake import report as rpt
 from batchlake.api import VIEWS
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
+from tests.bifrost_objects import gateway_objects
 from tests.conftest import run_cli
 from tests.test_notebook import run_notebook
-from tests.test_transforms import gateway_objects
 
 NOW = datetime.now(UTC)
 I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
