@@ -24,9 +24,9 @@ from batchlake import report_html
 from batchlake.api import VIEWS
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
+from tests.bifrost_objects import gateway_objects
 from tests.cli_runner import invoke
 from tests.notebook_runner import run_notebook
-from tests.test_transforms import gateway_objects
 
 NOW = datetime.now(UTC)
 I64_MAX, I64_MIN = 2**63 - 1, -(2**63)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -16,18 +15,10 @@ from hypothesis import strategies as st
 from batchlake.simulator import make_population, render
 from batchlake.transforms import STATUS_VOCABULARY, flatten_objects
 from batchlake.transforms.schema import BATCH_ERRORS, BATCH_METADATA, STAGED_BATCH_COLUMNS
+from tests.bifrost_objects import gateway_objects
 from tests.expect import compare_row
-from tests.schema_strategy import from_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "bifrost" / \
-    "bifrost_batch.schema.json"
 AS_OF = datetime(2026, 11, 27, tzinfo=UTC)
-
-
-def _schema() -> dict[str, Any]:
-    if not SCHEMA_PATH.exists():  # CI lays shared/ beside the clone; say so if it is not
-        pytest.skip(f"Bifrost schema not found at {SCHEMA_PATH}")
-    return dict(json.loads(SCHEMA_PATH.read_text()))
 
 
 def one(obj: dict[str, Any], provider: str = "openai") -> pl.DataFrame:
@@ -112,34 +103,6 @@ def test_secrets_in_reject_payloads_are_redacted() -> None:
     flat = flatten_objects([obj], "openai", as_of=AS_OF)
     payload = flat.rejects[0]["payload"]
     assert "sk-live-abcdefgh123" not in payload and "sk-bf-secret" not in payload
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """Replace local $refs by their definitions (hypothesis-jsonschema resolves none here)."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return _inline(defs[node["$ref"].split("/")[-1]], defs)
-        return {k: _inline(v, defs) for k, v in node.items()
-                if k not in ("$comment", "examples", "$id", "$schema")}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-_BATCH_SCHEMA: dict[str, Any] | None = None
-
-
-def batch_schema() -> dict[str, Any]:
-    global _BATCH_SCHEMA
-    if _BATCH_SCHEMA is None:
-        s = _schema()
-        _BATCH_SCHEMA = _inline(s["$defs"]["BatchRetrieveResponse"], s["$defs"])
-    return _BATCH_SCHEMA
-
-
-@st.composite
-def gateway_objects(draw: st.DrawFn) -> Any:
-    return draw(from_schema(batch_schema()))
 
 
 def _any_json() -> st.SearchStrategy[Any]:

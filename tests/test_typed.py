@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 from batchlake.gateway.client import _decode_page
 from batchlake.simulator import SimGateway, make_population, render
 from batchlake.transforms import NotTyped, decode_page, flatten_objects, flatten_records
-from tests.test_transforms import gateway_objects
+from tests.bifrost_objects import gateway_objects
 
 AS_OF = datetime(2026, 12, 3, tzinfo=UTC)
 

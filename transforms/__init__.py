@@ -1,8 +1,9 @@
 """Pure polars transforms: raw gateway JSON in, typed frames out. No I/O here. What the
 other layers may use is ``__all__``."""
 
+from batchlake.transforms.batch_frames import FlatFrames
 from batchlake.transforms.derive import STATUS_VOCABULARY, TERMINAL_STATUSES
-from batchlake.transforms.flatten import FlatFrames, flatten_objects
+from batchlake.transforms.flatten import flatten_objects
 from batchlake.transforms.prices import (
     ShippedPrices,
     no_shipped_prices,

@@ -169,7 +169,7 @@ def shipped_prices(names: Iterable[tuple[str, str]], today: date | None = None
     ``today``; a name it cannot price gets no row (its lines say why: no price)."""
     from importlib.metadata import version
 
-    from genai_prices import data_snapshot  # ~0.15 s to import: only when results are priced
+    from genai_prices import data_snapshot  # slow to import: only when results are priced
 
     at = datetime.combine(today or date.today(), time(12), UTC)
     snapshot = data_snapshot.get_snapshot()
