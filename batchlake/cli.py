@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import click
 import typer
@@ -528,15 +528,31 @@ def main(args: list[str] | None = None) -> None:
     except BatchlakeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except (typer.TyperException, click.ClickException) as e:
+        # typer 0.29 raises its own copy of click's exceptions (typer._click), which are not
+        # click's: a mistyped option is one line naming --help, never a traceback
+        _usage_error(e, args if args is not None else sys.argv[1:])
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _usage_error(e: Exception, args: list[str]) -> NoReturn:
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    command = next((a for a in args if not a.startswith("-")), None)
+    hint = f"batchlake {command} --help" if command in _command_names() else "batchlake --help"
+    err.print(f"error: {' '.join(message.split()).rstrip('.')}; see {hint}", style="red", highlight=False,
+              markup=False, soft_wrap=True)
+    code = getattr(e, "exit_code", 2)
+    sys.exit(code if isinstance(code, int) else 2)
+
+
+def _command_names() -> set[str]:
+    group = typer.main.get_group(app)
+    return set(group.commands)
 
 
 if __name__ == "__main__":

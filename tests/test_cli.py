@@ -111,6 +111,11 @@ def test_fetch_prints_and_stores_one_batch(gateway: SimGateway, db_path: str) ->
     (["report", "--since", "a week"], ["duration"]),
     (["serve"], ["prefect server start"]),
     (["sync", "--db", "md:lake"], ["MOTHERDUCK_TOKEN"]),
+    # usage mistakes: typer's own click exceptions, one line naming --help
+    (["sync", "--timeout", "abc"], ["--timeout", "batchlake sync --help"]),
+    (["fetch"], ["Missing argument", "batchlake fetch --help"]),
+    (["gateway", "--port", "abc"], ["--port", "batchlake gateway --help"]),
+    (["nosuchcommand"], ["No such command", "batchlake --help"]),
 ])
 def test_expected_mistakes_are_one_clear_line(gateway: SimGateway, db_path: str,
                                               args: list[str], needles: list[str]) -> None:
