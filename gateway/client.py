@@ -16,7 +16,6 @@ and httpx's own transport, which honour it.
 from __future__ import annotations
 
 import base64
-import email.utils
 import functools
 import logging
 import random
@@ -25,22 +24,23 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 
 from batchlake.common import (
-    GatewayAuthError,
-    GatewayBadRequest,
     GatewayBadResponse,
     GatewayError,
-    GatewayNotFound,
-    GatewayServerError,
     GatewayUnreachable,
     Settings,
     redact_url,
+)
+from batchlake.gateway.answers import (
+    Retryable,
+    raise_for_status,
+    transport_error,
 )
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
 from batchlake.gateway.transport import StdlibTransport
@@ -54,18 +54,8 @@ from batchlake.transforms import (
 
 log = logging.getLogger("batchlake.gateway")
 _T = TypeVar("_T")
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_EMPTY_PAGES = 20  # consecutive empty pages with has_more before we call it a loop
 RESULTS_CHUNK = 1 << 18  # bytes read from a results body at a time
-
-
-class _Retryable(Exception):
-    """A failure worth another try; ``retry_after`` is the server's wish, in seconds."""
-
-    def __init__(self, error: GatewayError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -113,22 +103,6 @@ class ListingReport:
     complete: bool = False  # the listing reached its natural end (or the caller stopped it)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def _proxy_applies(base_url: str) -> bool:
     """Whether an environment proxy (HTTP_PROXY, ALL_PROXY…, less NO_PROXY) covers the
     gateway: requests then go through httpx.Client, which routes them by it."""
@@ -137,30 +111,6 @@ def _proxy_applies(base_url: str) -> bool:
     if not (proxies.get(url.scheme) or proxies.get("all")):
         return False
     return not urllib.request.proxy_bypass(url.hostname or "")
-
-
-def _is_bifrost_error(body: bytes) -> bool:
-    """Whether a body is Bifrost's error body (``{"is_bifrost_error": …, "error": {…}}``),
-    as its handlers answer, rather than a router's or a proxy's own page."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and ("is_bifrost_error" in data or
-                                       isinstance(data.get("error"), dict))
-
-
-def _bifrost_message(body: bytes) -> str:
-    """Bifrost's own error message from an error body, else a short excerpt."""
-    try:
-        data = orjson.loads(body)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    except orjson.JSONDecodeError:
-        pass
-    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
-    return text[:200] or "no message"
 
 
 class GatewayClient:
@@ -218,7 +168,7 @@ class GatewayClient:
         self._http.close()
 
     # -- one request with retries ----------------------------------------------------------
-    def _delay(self, attempt: int, error: _Retryable) -> float:
+    def _delay(self, attempt: int, error: Retryable) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): the server's
         Retry-After where it sent one, else exponential backoff with jitter; capped."""
         s = self.settings
@@ -228,14 +178,14 @@ class GatewayClient:
         return random.uniform(backoff / 2, backoff)  # jitter: spread out retry storms
 
     def _with_retries(self, call: Callable[[], _T]) -> _T:
-        """``call()``, tried again on a ``_Retryable`` failure up to max_retries times; then
+        """``call()``, tried again on a ``Retryable`` failure up to max_retries times; then
         its GatewayError is raised. (A loop of our own: tenacity cost ~30 ms of import and
         ~60 us a request, for what these lines do.)"""
         attempts = self.settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 return call()
-            except _Retryable as e:
+            except Retryable as e:
                 if attempt == attempts:
                     raise e.error from None
                 log.warning("retrying after %s (attempt %d)", e, attempt)
@@ -269,7 +219,7 @@ class GatewayClient:
             body = b""
         finally:
             resp.close()
-        self._raise_for_status(resp.status_code, body, resp.headers.get("Retry-After"))
+        raise_for_status(resp.status_code, body, resp.headers.get("Retry-After"))
 
     def stream_results(self, provider: str, batch_id: str, body: ResultsBody
                        ) -> Iterator[Any]:
@@ -322,54 +272,14 @@ class GatewayClient:
             try:
                 return decode(body)
             except orjson.JSONDecodeError as e:
-                raise _Retryable(GatewayBadResponse(
+                raise Retryable(GatewayBadResponse(
                     f"{what}: the gateway sent a body that is not JSON ({e})",
                     payload=body[:100_000])) from None
-        self._raise_for_status(status, body, resp.headers.get("Retry-After"))
+        raise_for_status(status, body, resp.headers.get("Retry-After"))
 
-    def _transport_error(self, e: httpx.HTTPError) -> _Retryable | GatewayUnreachable:
-        """An error before any answer: retryable, except a refused first connection (a wrong
-        URL is one clear line, not a minute of retries) and a certificate this machine does
-        not trust (it would fail every retry alike)."""
-        if isinstance(e, httpx.ConnectError) and "certificate verify failed" in str(e):
-            # Not a blip and not a wrong URL: the same certificate fails every retry.
-            reason = str(e).split("certificate verify failed", 1)[1].split("(_ssl")[0]
-            return GatewayUnreachable(
-                f"the gateway at {self._where} presented a TLS certificate this machine does "
-                f"not trust (certificate verify failed{reason.rstrip()}); set SSL_CERT_FILE "
-                "to the CA bundle that signed it, or pass --insecure to skip verification")
-        if isinstance(e, httpx.ConnectError):
-            err = GatewayUnreachable(
-                f"cannot reach the gateway at {self._where} ({type(e).__name__}); "
-                "check --base-url / BIFROST_BASE_URL and that the gateway is running")
-            return err if not self._reached else _Retryable(err)
-        if isinstance(e, httpx.TimeoutException):
-            return _Retryable(GatewayUnreachable(
-                f"the gateway at {self._where} timed out ({type(e).__name__}) after "
-                f"{self.settings.timeout_s:g}s; raise --timeout or check the gateway"))
-        return _Retryable(GatewayUnreachable(
-            f"the connection to {self._where} failed ({type(e).__name__}: {str(e)[:120]})"))
-
-    def _raise_for_status(self, status: int, body: bytes, retry_after: str | None
-                          ) -> NoReturn:
-        msg = _bifrost_message(body)
-        if status in RETRY_STATUSES:
-            raise _Retryable(
-                GatewayServerError(f"gateway answered {status}: {msg}", status=status),
-                parse_retry_after(retry_after))
-        if status in (401, 403):
-            raise GatewayAuthError(
-                f"gateway refused the credentials ({status}: {msg}); check --api-key / "
-                "BIFROST_API_KEY", status=status)
-        bifrost = _is_bifrost_error(body)
-        if status == 404:
-            raise GatewayNotFound(f"not found (404: {msg})", status=status,
-                                  bifrost_body=bifrost)
-        if status == 400:
-            raise GatewayBadRequest(f"gateway rejected the request (400: {msg})", status=400,
-                                    bifrost_body=bifrost)
-        raise GatewayError(f"gateway answered {status}: {msg}", status=status,
-                           bifrost_body=bifrost)
+    def _transport_error(self, e: httpx.HTTPError) -> Retryable | GatewayUnreachable:
+        return transport_error(e, where=self._where, reached=self._reached,
+                               timeout_s=self.settings.timeout_s)
 
     # -- the batch API ---------------------------------------------------------------------
     def retrieve_batch(self, provider: str, batch_id: str) -> Any:
