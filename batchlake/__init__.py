@@ -1,11 +1,15 @@
 """batchlake: Bifrost gateway batches -> polars -> DuckDB, orchestrated by Prefect.
 
-The public surface, for notebooks and scripts::
+The public surface, for notebooks and scripts: each command of the CLI is a function of the
+same name and the same parameters (batchlake/commands.py), and the database reads as polars
+frames::
 
     import batchlake
+    run = batchlake.sync(base_url="http://localhost:8080", providers=["openai"],
+                         db="data/batchlake.duckdb")            # a SyncReport
+    batchlake.report(db="data/batchlake.duckdb", since="7d").sections["summary"]
     lake = batchlake.connect("data/batchlake.duckdb")     # opens the file per query, read-only
     df = batchlake.frame(lake, "SELECT * FROM v_durations")  # a polars frame
-    report = batchlake.sync(batchlake.Settings(base_url="http://localhost:8080"))
 
 Imports are lazy so that ``batchlake --help`` stays fast.
 """
@@ -35,8 +39,29 @@ configure_polars_allocator()  # before anything imports polars: see common/runti
 
 if TYPE_CHECKING:
     from batchlake.api import Lake, connect, frame, views
-    from batchlake.pipeline import sync
-    from batchlake.run import SyncReport
+    from batchlake.commands import (
+        Report,
+        Repriced,
+        ResultsStatus,
+        SettingsInForce,
+        config,
+        export_parquet,
+        fetch,
+        query,
+        report,
+        reprice,
+        results,
+        results_status,
+        schema,
+        stuck,
+        sync,
+    )
+    from batchlake.run import ProviderResult, SyncReport
+
+# The commands' Python twins (batchlake/commands.py) and the values they return.
+_COMMANDS = ("sync", "fetch", "results", "results_status", "report", "stuck", "reprice",
+             "export_parquet", "schema", "config", "query", "Report", "ResultsStatus",
+             "Repriced", "SettingsInForce")
 
 __all__ = [
     "Auth",
@@ -52,10 +77,25 @@ __all__ = [
     "GatewayServerError",
     "GatewayUnreachable",
     "Lake",
+    "ProviderResult",
+    "Report",
+    "Repriced",
+    "ResultsStatus",
     "Settings",
+    "SettingsInForce",
     "SyncReport",
+    "config",
     "connect",
+    "export_parquet",
+    "fetch",
     "frame",
+    "query",
+    "report",
+    "reprice",
+    "results",
+    "results_status",
+    "schema",
+    "stuck",
     "sync",
     "views",
 ]
@@ -66,12 +106,12 @@ def __getattr__(name: str) -> Any:
         from batchlake import api
 
         return getattr(api, name)
-    if name == "sync":
-        from batchlake import pipeline
+    if name in _COMMANDS:
+        from batchlake import commands
 
-        return pipeline.sync
-    if name == "SyncReport":
+        return getattr(commands, name)
+    if name in ("SyncReport", "ProviderResult"):
         from batchlake import run
 
-        return run.SyncReport
+        return getattr(run, name)
     raise AttributeError(name)

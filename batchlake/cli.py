@@ -1,198 +1,63 @@
-"""The ``batchlake`` command line. Each command mirrors a Python function one to one.
+"""The ``batchlake`` command line. Each command parses its options, calls the Python function
+of the same name in batchlake.commands (the API a notebook calls) and renders the answer
+(batchlake/cli_render.py); the options shared by several commands are defined once
+(batchlake/cli_options.py).
 
 Expected mistakes end with one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import click
-import polars as pl
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from batchlake import report as rpt
-from batchlake.common import (
-    DEFAULT_DB,
-    BatchlakeError,
-    ConfigError,
-    GatewayAuthError,
-    GatewayError,
-    GatewayUnreachable,
-    Settings,
-    parse_providers,
+from batchlake import commands
+from batchlake.cli_options import (
+    ApiKeyHeaderOpt,
+    ApiKeyOpt,
+    BaseUrlOpt,
+    BodiesOpt,
+    DbOpt,
+    FormatOpt,
+    LockTimeoutOpt,
+    PricesOnlyOpt,
+    PricesOpt,
+    ProvidersOpt,
+    WaitOpt,
 )
+from batchlake.cli_render import (
+    check_format,
+    err,
+    listing_progress,
+    on_wait,
+    out,
+    print_frame,
+    print_json,
+    print_report,
+    print_results_run,
+    print_results_status,
+    print_sync_report,
+)
+from batchlake.common import BatchlakeError, ConfigError, parse_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="batchlake: see your LLM batch jobs. Bifrost gateway -> DuckDB.")
 export_app = typer.Typer(no_args_is_help=True, help="Export tables to other engines.")
 app.add_typer(export_app, name="export")
-# Wide when piped: a log file or CI output should not fold every column.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="DuckDB file, or md:NAME for MotherDuck (env BATCHLAKE_DB; default "
-    f"{DEFAULT_DB}).", show_default=False)]
-# The gateway options that sync, results and fetch share.
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Gateway URL (env BIFROST_BASE_URL).")]
-ProvidersOpt = Annotated[str | None, typer.Option(
-    help="Comma-separated providers (env BATCHLAKE_PROVIDERS).")]
-ApiKeyOpt = Annotated[str | None, typer.Option(
-    help="Gateway key, sent as Bearer (env BIFROST_API_KEY; prefer the env).",
-    show_default=False)]
-ApiKeyHeaderOpt = Annotated[str | None, typer.Option(
-    help="Send the key in this header instead, e.g. x-api-key (env BIFROST_API_KEY_HEADER).")]
-WaitOpt = Annotated[float, typer.Option(
-    "--wait", help="Seconds to wait for a sync that holds the database.")]
-PricesOpt = Annotated[str | None, typer.Option(
-    "--prices", help="Prices CSV (provider,model,input,output,cache_read,cache_write,"
-    "batch_input,batch_output; USD per 1M tokens); its rows win over the shipped table "
-    "(env BATCHLAKE_PRICES).")]
-PricesOnlyOpt = Annotated[bool | None, typer.Option(
-    "--prices-only/--no-prices-only",
-    help="Price from the --prices file alone (no shipped table).", show_default=False)]
-BodiesOpt = Annotated[bool | None, typer.Option(
-    "--store-result-bodies/--no-store-result-bodies",
-    help="Keep each result line's response body (redacted); by default bodies, your users' "
-    "data, are not stored.", show_default=False)]
-
-
-def _reading(db: str, wait: float) -> Any:
-    """A read-only connection for one command, held only while it reads. A sync holding the
-    file makes it wait (bounded), and it says so on stderr."""
-    from batchlake.warehouse import reading
-
-    return reading(db, lock_timeout_s=wait,
-                   on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
-
 
 _CONFIG: dict[str, str | None] = {"file": None}  # the global --config FILE
 
 
-def _settings(**options: Any) -> Settings:
-    """The settings in force: these options (None = not given), then the environment, then
-    the config file, then the defaults (batchlake/common/config.py)."""
-    from batchlake.common import resolve
-
-    return resolve(options, config_file=_CONFIG["file"]).settings
-
-
 def _db(db: str | None) -> str:
-    """The database path in force for a read command."""
-    return _settings(db=db).db_path
-
-
-def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
-    if fmt == "json":
-        out.print_json(json.dumps(rpt.to_jsonable({"rows": df})["rows"], default=str))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(df.columns)
-        w.writerows([_plain(v) for v in row] for row in df.iter_rows())
-        sys.stdout.write(buf.getvalue())
-    elif fmt == "table":
-        t = Table(title=title, title_justify="left", header_style="bold")
-        for c in df.columns:
-            t.add_column(c, overflow="fold")
-        for row in df.iter_rows():
-            t.add_row(*("" if v is None else _cell(v) for v in row))
-        out.print(t)
-    else:
-        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-
-
-def _plain(v: Any) -> Any:
-    """HUGEINT sums arrive as Decimal(38, 0): shown (and written as JSON) as integers."""
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() else float(v)
-    return v
-
-
-def _cell(v: Any) -> str:
-    v = _plain(v)
-    if isinstance(v, datetime):
-        return f"{v:%Y-%m-%d %H:%M:%S}"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.1f}"
-    return str(v)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A per-provider progress line on a terminal; silent otherwise."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("{task.description:<10}"), BarColumn(bar_width=None),
-                  TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} objects"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(provider: str, pages: int, fetched: int) -> None:
-            if provider not in tasks:
-                tasks[provider] = bar.add_task(provider, total=None, pages=0)
-            bar.update(tasks[provider], completed=fetched, pages=pages)
-
-        yield update
-
-
-def run_sync(settings: Settings, *, prefect: bool | None, full_refresh: bool = False,
-             batch_ids: list[str] | None = None, quiet: bool = False,
-             task_runner: str = "threads", clock: datetime | None = None) -> Any:
-    """Direct mode unless --prefect or PREFECT_API_URL: no temporary Prefect server for a
-    one-shot run (it costs ~18 s here)."""
-    use_prefect = prefect if prefect is not None else bool(os.environ.get("PREFECT_API_URL"))
-    _preflight(settings)
-    if use_prefect:
-        from batchlake.flows import run_flow  # Prefect imports cost ~1.5 s: only when used
-
-        return run_flow(settings, full_refresh=full_refresh, batch_ids=batch_ids,
-                        dask=task_runner == "dask")
-    from batchlake.pipeline import sync
-
-    with _progress(not quiet and err.is_terminal) as progress:
-        return sync(settings, full_refresh=full_refresh, batch_ids=batch_ids,
-                    on_progress=progress, clock=clock)
-
-
-def _preflight(settings: Settings) -> None:
-    """One cheap request first: a wrong URL or key is one clear line, not N provider
-    failures (and, in Prefect mode, not a flow run full of retries)."""
-    from batchlake.gateway import GatewayClient
-
-    with GatewayClient(replace(settings, max_retries=0)) as client:
-        try:
-            client.get_json("/v1/batches", {"provider": settings.providers[0], "limit": 1})
-        except (GatewayUnreachable, GatewayAuthError):
-            raise
-        except GatewayError:
-            pass  # e.g. one unconfigured provider: the sync reports it per provider
-
-
-def _print_sync_report(rep: Any) -> None:
-    df = pl.DataFrame([r.as_row() for r in rep.results])
-    print_frame(df.drop("warnings") if df.get_column("warnings").str.len_chars().max() == 0
-                else df, title=f"sync run {rep.run_id}")
-    for r in rep.failed:
-        err.print(f"[red]{r.provider} failed:[/red] {r.error}", highlight=False)
+    """The database path in force for a command."""
+    return commands.settings_for(_CONFIG["file"], db=db).db_path
 
 
 def _version(value: bool) -> None:
@@ -226,11 +91,10 @@ def config_cmd(fmt: FormatOpt = "table") -> None:
 
     Example: batchlake --config prod.toml config
     """
-    from batchlake.common import resolve
-
-    resolved = resolve({}, config_file=_CONFIG["file"])
-    print_frame(pl.DataFrame(resolved.rows()), fmt,
-                title=f"settings (config file: {resolved.config_file or 'none'})")
+    check_format(fmt)
+    settings = commands.config(config=_CONFIG["file"])
+    print_frame(settings.rows, fmt,
+                title=f"settings (config file: {settings.config_file or 'none'})")
 
 
 @app.command()
@@ -258,13 +122,16 @@ def sync(
         show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
         help="Per-request timeout, seconds (default 30).", show_default=False)] = None,
-    lock_timeout: Annotated[float | None, typer.Option(
-        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
+    lock_timeout: LockTimeoutOpt = None,
     page_limit: Annotated[int | None, typer.Option(
         help="Objects per list request (default 100).", show_default=False)] = None,
     chunk_size: Annotated[int | None, typer.Option(
         help="Objects per load transaction (default 15000).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")
+                     ] = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text (a line per provider) or json (every figure).")
+    ] = "text",
     publish: Annotated[str | None, typer.Option(
         help="After the last commit, replace this file atomically with a read-only copy of "
              "the database (for BI tools and long notebooks).")] = None,
@@ -286,31 +153,29 @@ def sync(
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
 ) -> None:
-    """Sync batches from a Bifrost gateway into DuckDB.
+    """Sync batches from a Bifrost gateway into DuckDB; print a line per provider (listed,
+    new, changed, rejected, results read, backlog left, seconds), its warnings, and one line
+    for the run.
 
     Example: batchlake sync --base-url http://localhost:8080 --providers openai,anthropic
     """
-    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
-                         db=db, providers=providers, insecure=insecure, store_raw=store_raw,
-                         timeout=timeout, lock_timeout=lock_timeout, page_limit=page_limit,
-                         chunk_size=chunk_size, publish=publish,
-                         publish_storage_version=publish_storage_version, results=results,
-                         results_limit=results_limit, results_budget=results_budget,
-                         prices=prices, prices_only=prices_only,
-                         store_result_bodies=store_result_bodies)
-    if settings.publish_path:
-        from batchlake.warehouse import check_storage_version, check_target
-
-        check_target(settings.publish_path, settings.db_path)
-        check_storage_version(settings.publish_storage_version)
-    if task_runner not in ("threads", "dask"):
-        raise ConfigError(f"unknown task runner {task_runner!r}; use threads or dask")
-    rep = run_sync(settings, prefect=prefect or (task_runner == "dask") or None,
-                   full_refresh=full_refresh, quiet=quiet, task_runner=task_runner)
-    if not quiet:
-        _print_sync_report(rep)
-        if rep.published:
-            err.print(f"published {rep.published}", highlight=False)
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use text or json")
+    started = time.monotonic()
+    with listing_progress(not quiet and fmt == "text" and err.is_terminal) as progress:
+        rep = commands.sync(
+            base_url=base_url, providers=providers, db=db, api_key=api_key,
+            api_key_header=api_key_header, full_refresh=full_refresh, prefect=prefect,
+            task_runner=task_runner, insecure=insecure, store_raw=store_raw, timeout=timeout,
+            lock_timeout=lock_timeout, page_limit=page_limit, chunk_size=chunk_size,
+            publish=publish, publish_storage_version=publish_storage_version,
+            results=results, results_limit=results_limit, results_budget=results_budget,
+            prices=prices, prices_only=prices_only, store_result_bodies=store_result_bodies,
+            config=_CONFIG["file"], on_progress=progress)
+    if fmt == "json":
+        print_json(rep.as_json(time.monotonic() - started))
+    elif not quiet:
+        print_sync_report(rep, time.monotonic() - started)
     if rep.all_failed or (strict and rep.failed):
         raise typer.Exit(1)
 
@@ -323,34 +188,24 @@ def fetch(
     db: DbOpt = None,
     api_key: ApiKeyOpt = None,
     api_key_header: ApiKeyHeaderOpt = None,
+    fmt: FormatOpt = "table",
 ) -> None:
-    """Retrieve one batch by id, upsert it, print it.
+    """Retrieve one batch by id, upsert it, print its stored row.
 
     Example: batchlake fetch batch_abc123 --provider openai
     """
-    prov = parse_providers(provider)
-    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
-                         db=db, providers=list(prov))
-    db = settings.db_path
-    rep = run_sync(settings, prefect=False, batch_ids=[batch_id], quiet=True)
-    if rep.failed:
-        raise BatchlakeError(rep.failed[0].error or "fetch failed")
-    from batchlake.warehouse import query_frame
+    check_format(fmt)
+    row = commands.fetch(batch_id, provider, base_url=base_url, db=db, api_key=api_key,
+                         api_key_header=api_key_header, config=_CONFIG["file"],
+                         on_wait=on_wait)
+    if fmt == "json":
+        print_json(row)
+        return
+    import polars as pl
 
-    with _reading(db, settings.lock_timeout_s) as con:
-        df = query_frame(con, "SELECT * FROM batches WHERE provider = ? AND batch_id = ?",
-                         [prov[0], batch_id])
-        refused = con.execute(
-            "SELECT reason FROM rejects WHERE run_id = ? AND provider = ? "
-            "ORDER BY batch_id IS DISTINCT FROM ? LIMIT 1",
-            [rep.run_id, prov[0], batch_id]).fetchall()
-    if df.height == 0:
-        why = refused[0][0] if refused else "the gateway's answer could not be stored"
-        raise BatchlakeError(f"batch {batch_id!r} of {prov[0]} was refused: {why} "
-                             "(kept in the rejects table)")
-    row = df.to_dicts()[0]
     print_frame(pl.DataFrame({"column": list(row), "value": [
-        "" if v is None else str(v) for v in row.values()]}), title=f"{prov[0]} {batch_id}")
+        "" if v is None else str(v) for v in row.values()]}), fmt,
+        title=f"{row['provider']} {batch_id}")
 
 
 @app.command("results")
@@ -363,15 +218,15 @@ def results_cmd(
     refetch: Annotated[bool, typer.Option(
         help="Read again the results already stored (their lines are replaced).")] = False,
     status: Annotated[bool, typer.Option(
-        "--status", help="Show the results backlog and the batches that failed, with their "
-        "reasons (reads the database only).")] = False,
+        "--status", help="Show, per provider, where results stand and the batches whose "
+        "results failed, grouped by reason (reads the database only; --format json lists "
+        "every batch).")] = False,
     budget: Annotated[float, typer.Option(
         help="Seconds to spend at most (0: until the backlog is drained).")] = 0.0,
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
-    lock_timeout: Annotated[float | None, typer.Option(
-        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
+    lock_timeout: LockTimeoutOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Read the results of finished batches already stored (each batch once), newest
@@ -382,50 +237,22 @@ def results_cmd(
 
     Example: batchlake results --status
     """
+    check_format(fmt)
     if status:
-        from batchlake.warehouse import failing_batches, results_backlog_by_provider
-
-        path = _db(db)
-        with _reading(path, lock_timeout or 30.0) as con:
-            print_frame(results_backlog_by_provider(con), fmt, title="results by provider")
-            print_frame(failing_batches(con), fmt, title="batches whose results failed (newest "
-                                                 "attempt first)")
+        print_results_status(commands.results_status(
+            db=db, lock_timeout=lock_timeout, config=_CONFIG["file"], on_wait=on_wait), fmt)
         return
-    settings = _settings(base_url=base_url, api_key=api_key, api_key_header=api_key_header,
-                         db=db, providers=providers, prices=prices, prices_only=prices_only,
-                         store_result_bodies=store_result_bodies, lock_timeout=lock_timeout)
-    _preflight(settings)
-    from batchlake.pipeline import read_stored_results
+    from batchlake.cli_render import results_progress
 
-    with _results_progress(err.is_terminal) as progress:
-        rep = read_stored_results(settings, refetch=refetch, budget_s=budget,
-                                on_progress=progress)
-    df = pl.DataFrame([{k: r.as_row()[k] for k in (
-        "provider", "status", "results_batches", "result_lines", "results_failed",
-        "results_backlog", "error")} for r in rep.results])
-    print_frame(df, fmt, title=f"results run {rep.run_id}")
-    for r in rep.results:
-        for w in r.warnings:
-            err.print(f"{r.provider}: {w}", highlight=False)
+    with results_progress(err.is_terminal) as progress:
+        rep = commands.results(
+            base_url=base_url, providers=providers, db=db, api_key=api_key,
+            api_key_header=api_key_header, refetch=refetch, budget=budget, prices=prices,
+            prices_only=prices_only, store_result_bodies=store_result_bodies,
+            lock_timeout=lock_timeout, config=_CONFIG["file"], on_progress=progress)
+    print_results_run(rep, fmt)
     if rep.all_failed:
         raise typer.Exit(1)
-
-
-@contextmanager
-def _results_progress(enabled: bool) -> Iterator[Any]:
-    """A progress bar over the backlog on a terminal; silent otherwise."""
-    if not enabled:
-        yield None
-        return
-    with Progress(TextColumn("results"), BarColumn(bar_width=None),
-                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} batches"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        task = bar.add_task("results", total=0)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done))
-
-        yield update
 
 
 @app.command()
@@ -433,20 +260,16 @@ def reprice(
     db: DbOpt = None,
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
-    lock_timeout: Annotated[float | None, typer.Option(
-        help="Wait this long for another writer (default 30 s).", show_default=False)] = None,
+    lock_timeout: LockTimeoutOpt = None,
 ) -> None:
     """Recompute every stored cost from the prices in force, without a single request.
 
     Example: batchlake reprice --prices my-prices.csv
     """
-    settings = _settings(db=db, prices=prices, prices_only=prices_only,
-                         lock_timeout=lock_timeout)
-    from batchlake.pipeline import reprice_stored
-
-    lines, unpriced = reprice_stored(settings)
-    err.print(f"repriced {lines:,} result lines; {unpriced:,} unpriced (see v_unpriced_models)",
-              highlight=False)
+    done = commands.reprice(db=db, prices=prices, prices_only=prices_only,
+                            lock_timeout=lock_timeout, config=_CONFIG["file"])
+    err.print(f"repriced {done.lines:,} result lines; {done.unpriced:,} unpriced (see "
+              "v_unpriced_models)", highlight=False)
 
 
 @app.command("sql")
@@ -460,18 +283,9 @@ def sql_cmd(
 
     Example: batchlake sql "SELECT provider, count(*) FROM batches GROUP BY 1"
     """
-    import duckdb
-
-    from batchlake.warehouse import query_frame
-
-    if fmt not in ("table", "csv", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-    with _reading(_db(db), wait) as con:
-        try:
-            df = query_frame(con, query)
-        except duckdb.Error as e:
-            raise BatchlakeError(f"query failed: {str(e).splitlines()[0]}") from None
-    print_frame(df, fmt)
+    check_format(fmt)
+    print_frame(commands.query(query, db=db, wait=wait, config=_CONFIG["file"],
+                               on_wait=on_wait), fmt)
 
 
 @app.command()
@@ -507,21 +321,40 @@ def gateway(
         help="ok; missing (results answer a router's plain 404: a gateway without the "
              "route); bifrost-404 (one Bifrost 404 for every batch); list-only (results and "
              "retrieves both so).")] = "ok",
+    latency: Annotated[str | None, typer.Option(
+        help="A real gateway's pace: wait this long before each answer, per route, e.g. "
+             "list=300ms,retrieve=200ms,results=600ms.", show_default=False)] = None,
+    latency_jitter: Annotated[float, typer.Option(
+        help="Vary each wait by up to this share of its latency (0 to 1).")] = 0.0,
+    max_inflight: Annotated[str | None, typer.Option(
+        help="At most this many requests of a route in flight, e.g. results=12; more are "
+             "answered 429 with Retry-After.", show_default=False)] = None,
+    retry_after: Annotated[int, typer.Option(
+        help="The Retry-After seconds of those 429s.")] = 1,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
     Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
+
+    Example: batchlake gateway --latency list=300ms,results=600ms --max-inflight results=12
     """
-    from batchlake.simulator import RESULTS_ENCODINGS, SimGateway
+    from batchlake.simulator import RESULTS_ENCODINGS, SimGateway, parse_route_values
 
     if results_encoding not in RESULTS_ENCODINGS:
         raise ConfigError(f"--results-encoding {results_encoding!r} is not known; use one of "
                           + ", ".join(RESULTS_ENCODINGS))
-    gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
-                    future_share=future_share, providers=parse_providers(providers),
-                    history_s=int(history_days * 86400), metadata_keys=metadata_keys,
-                    wild=wild, results_max_lines=results_max_lines or None,
-                    results_encoding=results_encoding, results_route=results_route)
+    try:  # a bad pace is one line
+        gw = SimGateway(
+            batches, seed=seed, api_key=api_key, auto_advance_s=tick,
+            future_share=future_share, providers=parse_providers(providers),
+            history_s=int(history_days * 86400), metadata_keys=metadata_keys,
+            wild=wild, results_max_lines=results_max_lines or None,
+            results_encoding=results_encoding, results_route=results_route,
+            latency=parse_route_values(latency, "--latency", "duration"),
+            max_inflight=parse_route_values(max_inflight, "--max-inflight", "count"),
+            latency_jitter=latency_jitter, retry_after_s=retry_after)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if results_route not in ("ok", "missing", "bifrost-404", "list-only"):
         raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing, "
                           "bifrost-404 or list-only")
@@ -545,77 +378,28 @@ def demo(
     prefect: Annotated[bool, typer.Option(
         "--prefect/--no-prefect", help="Run the sync as a Prefect flow run.")] = False,
 ) -> None:
-    """Start the simulated gateway, sync it into DuckDB, print a short report.
+    """Start the simulated gateway, sync it into DuckDB twice (three simulated hours apart,
+    the second at the wall clock's now), print a short report.
 
     The demo writes a fresh database each time (a simulated world is not history); it
     replaces only a file an earlier demo wrote, never one holding real syncs.
 
     Example: batchlake demo --db data/batchlake.duckdb
     """
-    from batchlake.simulator import SimGateway
+    from batchlake.demo import run_demo
 
-    db = _db(db)
-    _fresh_demo_db(db)
-    with SimGateway(batches, seed=seed, future_share=0.1) as gw:
-        settings = Settings(base_url=gw.base_url, db_path=db)
-        rep = run_sync(settings, prefect=prefect)
-        _print_sync_report(rep)
-        gw.advance(3 * 3600)  # three hours later: some batches moved on
-        # … for the run's clock too (the polling backoff counts the hours since last seen)
-        rep = run_sync(settings, prefect=prefect, quiet=True,
-                       clock=datetime.now(UTC) + timedelta(hours=3))
-    out.print(f"second sync, 3 simulated hours later: "
-              f"{sum(r.counts.updated for r in rep.results)} batches changed, "
-              f"{sum(r.counts.inserted for r in rep.results)} new, "
-              f"{sum(r.refetched for r in rep.results)} followed by id")
-    from batchlake.warehouse import connect
-
-    con = connect(db)
-    try:
-        con.execute("CREATE TABLE IF NOT EXISTS demo_info AS SELECT now() AS created_at")
-    finally:
-        con.close()
-    _print_report(db, None, None, "table")
-    out.print(f"\nDatabase: {db}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
-              f"--db {db}")
-
-
-def _fresh_demo_db(db: str) -> None:
-    """Remove an earlier demo's file; refuse to touch a database with real syncs."""
-    path = Path(db)
-    if not path.exists():
-        return
-    with _reading(db, 30.0) as con:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall()}
-    if tables and "demo_info" not in tables:
-        raise ConfigError(f"{db} holds real syncs; the demo writes a fresh database: "
-                          "pass another --db")
-    path.unlink()
-    Path(f"{db}.wal").unlink(missing_ok=True)
-
-
-def _print_report(db: str, since: str | None, provider: str | None, fmt: str,
-                  html_path: str | None = None, wait: float = 60.0) -> None:
-    if fmt not in ("table", "csv", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-    window = rpt.parse_duration(since) if since else None
-    if provider:
-        provider = parse_providers(provider)[0]
-    with _reading(db, wait) as con:
-        sections = rpt.build(con, window, provider)
-        status = rpt.status_by_provider(con, window, provider)
-    if html_path:
-        Path(html_path).write_text(rpt.to_html(sections, status, "batchlake report"),
-                                   encoding="utf-8")
-        err.print(f"wrote {html_path}")
-    if fmt == "json":
-        sys.stdout.write(json.dumps(rpt.to_jsonable(sections), default=str, indent=1) + "\n")
-        return
-    for name, df in sections.items():
-        print_frame(df.head(20) if name == "overdue" else df, fmt,
-                    title=name.replace("_", " ").title()
-                    + (f" (20 of {df.height})" if name == "overdue" and df.height > 20 else ""))
+    path = _db(db)
+    started = time.monotonic()
+    first, second = run_demo(path, batches=batches, seed=seed, prefect=prefect,
+                             on_wait=on_wait)
+    print_sync_report(first, time.monotonic() - started)
+    out.print(f"second sync, 3 hours later (now): "
+              f"{sum(r.counts.updated for r in second.results)} batches changed, "
+              f"{sum(r.counts.inserted for r in second.results)} new, "
+              f"{sum(r.refetched for r in second.results)} followed by id", highlight=False)
+    print_report(commands.report(db=path, on_wait=on_wait), "table")
+    out.print(f"\nDatabase: {path}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
+              f"--db {path}", highlight=False)
 
 
 @app.command()
@@ -629,11 +413,17 @@ def report(
         "--html", help="Also write a self-contained HTML page here.")] = None,
     wait: WaitOpt = 60.0,
 ) -> None:
-    """Summary, durations, top errors, cache and overdue batches.
+    """Summary, durations, costs, errors, cache, results backlog and overdue batches.
 
     Example: batchlake report --since 7d --format json
     """
-    _print_report(_db(db), since, provider, fmt, html, wait)
+    check_format(fmt)
+    rep = commands.report(db=db, since=since, provider=provider, wait=wait,
+                          config=_CONFIG["file"], on_wait=on_wait)
+    if html:
+        Path(html).write_text(rep.to_html(), encoding="utf-8")
+        err.print(f"wrote {html}", highlight=False)
+    print_report(rep, fmt)
 
 
 @app.command()
@@ -649,11 +439,9 @@ def stuck(
 
     Example: batchlake stuck --older-than 2h || notify-team
     """
-    if fmt not in ("table", "csv", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
-    window = rpt.parse_duration(older_than) if older_than else None
-    with _reading(_db(db), wait) as con:
-        df = rpt.overdue(con, parse_providers(provider)[0] if provider else None, window)
+    check_format(fmt)
+    df = commands.stuck(db=db, older_than=older_than, provider=provider, wait=wait,
+                        config=_CONFIG["file"], on_wait=on_wait)
     if df.height == 0:
         err.print("no stuck batches")
         return
@@ -667,9 +455,7 @@ def schema() -> None:
 
     Example: batchlake schema > docs/schema.md
     """
-    from batchlake.transforms import markdown_docs
-
-    sys.stdout.write(markdown_docs() + "\n")
+    sys.stdout.write(commands.schema() + "\n")
 
 
 @export_app.command("parquet")
@@ -684,12 +470,9 @@ def export_parquet(
 
     Example: batchlake export parquet lake/ --partition-by provider,created_date
     """
-    from batchlake.warehouse import export_parquet as run_export
-
-    written = run_export(_db(db), directory, tuple(p.strip() for p in partition_by.split(",")),
-                         lock_timeout_s=wait,
-                         on_wait=lambda msg: err.print(f"waiting: {msg}", highlight=False))
-    err.print(f"wrote {written} partition files under {directory}")
+    written = commands.export_parquet(directory, db=db, partition_by=partition_by, wait=wait,
+                                      config=_CONFIG["file"], on_wait=on_wait)
+    err.print(f"wrote {written} partition files under {directory}", highlight=False)
 
 
 @app.command()
@@ -732,15 +515,16 @@ def serve(
                       publish_path=publish, publish_storage_version=publish_storage_version)
 
 
-def main() -> None:
-    """Entry point: expected errors become one line and an exit code."""
+def main(args: list[str] | None = None) -> None:
+    """Entry point: expected errors become one line and an exit code. ``args``: the command
+    line without the program name (default: ``sys.argv[1:]``)."""
     # The CLI prints its own summary; library logs show only real errors unless asked.
     level = os.environ.get("BATCHLAKE_LOG_LEVEL", "").upper()
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s",
                         level=level or logging.WARNING)
     logging.getLogger("batchlake").setLevel(level or logging.ERROR)
     try:
-        rv = app(standalone_mode=False)
+        rv = app(args=args, prog_name="batchlake", standalone_mode=False)
     except BatchlakeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

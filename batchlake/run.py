@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -45,6 +46,8 @@ class ProviderResult:
     results_backlog: int = 0  # finished batches left for a later run (budget, missing route)
     deferred: int = 0  # open batches backed off this run (batchlake/planner.py)
     plan: str = ""
+    seconds: float = 0.0  # from the provider's start to its last recorded finish
+    started: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def as_row(self) -> dict[str, Any]:
         return {"provider": self.provider, "status": self.status, "mode": self.mode,
@@ -54,7 +57,7 @@ class ProviderResult:
                 "snapshots": self.counts.snapshots, "results_batches": self.results_batches,
                 "result_lines": self.result_lines, "results_failed": self.results_failed,
                 "results_backlog": self.results_backlog, "deferred": self.deferred,
-                "plan": self.plan,
+                "plan": self.plan, "seconds": round(self.seconds, 2),
                 "error": self.error or "", "warnings": "; ".join(self.warnings)}
 
 
@@ -72,6 +75,15 @@ class SyncReport:
     @property
     def all_failed(self) -> bool:
         return bool(self.results) and len(self.failed) == len(self.results)
+
+    def as_json(self, seconds: float | None = None) -> dict[str, Any]:
+        """Every figure of the run (``batchlake sync --format json``): the run, and per
+        provider each count, the plan, the error and the warnings (a list)."""
+        return {"run_id": self.run_id, "started_at": self.started_at.isoformat(),
+                "seconds": None if seconds is None else round(seconds, 2),
+                "published": self.published,
+                "providers": [{**r.as_row(), "warnings": list(r.warnings)}
+                              for r in self.results]}
 
 
 class Sink(Protocol):
@@ -177,6 +189,7 @@ def now_utc() -> datetime:
 
 def record_finish(sink: Sink, run_id: str, r: ProviderResult) -> None:
     """Write a provider's outcome into its sync_runs row."""
+    r.seconds = time.monotonic() - r.started
     sink.finish_run(run_id, r.provider, status=r.status, finished_at=now_utc(),
                     pages=r.pages, fetched=r.fetched, refetched=r.refetched, counts=r.counts,
                     warnings=r.warnings, error=r.error, results_batches=r.results_batches,

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from batchlake import report as rpt
+from batchlake import report_frames as rpt
 from batchlake.common import (
     DEFAULT_DB,
     BatchlakeError,
@@ -245,20 +245,24 @@ def _usd(v: Any) -> str:
     return "" if v is None else f"{float(v):,.4f}"
 
 
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def _publish(report: SyncReport, overdue: list[dict[str, Any]],
              costs: dict[str, tuple[Any, Any, Any]]) -> None:
     """Markdown summary + overdue table artifacts, and one event per overdue batch."""
-    lines = [f"# batchlake sync {report.run_id}", "",
-             "| provider | status | fetched | inserted | updated | unchanged | rejected | "
-             "result lines | cost this run (USD) | cost stored (USD) | unpriced lines | error |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    # The full table, every figure a ProviderResult carries (the CLI prints a short line per
+    # provider; its --format json and this artifact keep them all), with the run's costs.
+    rows = []
     for r in report.results:
-        c = r.counts
         run_cost, total_cost, unpriced = costs.get(r.provider, (None, None, 0))
-        lines.append(f"| {r.provider} | {r.status} | {r.fetched} | {c.inserted} | "
-                     f"{c.updated} | {c.unchanged} | {c.rejected} | {r.result_lines} | "
-                     f"{_usd(run_cost)} | {_usd(total_cost)} | {unpriced} | "
-                     f"{r.error or ''} |")
+        rows.append({**r.as_row(), "cost_this_run_usd": _usd(run_cost),
+                     "cost_stored_usd": _usd(total_cost), "unpriced_lines": unpriced})
+    columns = list(rows[0]) if rows else ["provider"]
+    lines = [f"# batchlake sync {report.run_id}", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_md_cell(row[c]) for c in columns) + " |" for row in rows]
     lines += ["", f"Overdue batches: **{len(overdue)}**"]
     create_markdown_artifact("\n".join(lines), key="batchlake-sync-summary",
                              description="Per-provider sync counts")
@@ -317,5 +321,7 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         r.results_batches, r.result_lines = row["results_batches"], row["result_lines"]
         r.results_failed = row["results_failed"]
         r.deferred, r.plan = row["deferred"], row["plan"]
+        r.results_backlog, r.seconds = row["results_backlog"], row["seconds"]
+        r.warnings = [w for w in row["warnings"].split("; ") if w]
         results.append(r)
     return SyncReport(out["run_id"], now_utc(), results, out.get("published"))

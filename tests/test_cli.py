@@ -1,5 +1,6 @@
-"""The real CLI in subprocesses, on real files: commands, formats, and every expected mistake
-as one line with a non-zero exit."""
+"""The CLI on real files: commands, formats, and every expected mistake as one line with a
+non-zero exit; in this process (tests/cli_runner.py), and end to end as a real process where
+the process itself is what is tested (the demo, a terminal, the gateway server, TMPDIR)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ import pytest
 
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
+from tests.cli_runner import CliResult, invoke
 from tests.conftest import ROOT, rows, run_cli, settings_for
 
 COMMANDS = ["sync", "fetch", "results", "reprice", "config", "sql", "gateway", "demo", "report",
             "stuck", "schema", "serve", "export"]
 
 
-def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+def one_line_error(res: subprocess.CompletedProcess[str] | CliResult, *needles: str) -> None:
     assert res.returncode != 0
     assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
@@ -40,7 +42,7 @@ def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command: str) -> None:
-    res = run_cli(command, "--help")
+    res = invoke(command, "--help")
     assert res.returncode == 0
     assert "Example" in res.stdout or command == "export"
 
@@ -62,28 +64,28 @@ def test_demo_never_overwrites_a_database_with_real_syncs(gateway: SimGateway,
                                                            db_path: str) -> None:
     sync(settings_for(gateway, db_path))
     before = rows(db_path, "SELECT count(*) FROM batches")
-    one_line_error(run_cli("demo", "--db", db_path), "holds real syncs")
+    one_line_error(invoke("demo", "--db", db_path), "holds real syncs")
     assert rows(db_path, "SELECT count(*) FROM batches") == before
 
 
 def test_sync_then_sql_in_each_format(gateway: SimGateway, db_path: str) -> None:
     res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path)
     assert res.returncode == 0, res.stderr
-    assert "openai" in res.stdout and "inserted" in res.stdout
+    assert "openai" in res.stdout and "changed" in res.stdout
     q = "SELECT provider, count(*) AS n FROM batches GROUP BY 1 ORDER BY 1"
     want = {p: len(gateway.truth(p)) for p in gateway.providers}
-    as_json = json.loads(run_cli("sql", q, "--db", db_path, "--format", "json").stdout)
+    as_json = json.loads(invoke("sql", q, "--db", db_path, "--format", "json").stdout)
     assert {r["provider"]: r["n"] for r in as_json} == want
     as_csv = list(csv.DictReader(io.StringIO(
-        run_cli("sql", q, "--db", db_path, "--format", "csv").stdout)))
+        invoke("sql", q, "--db", db_path, "--format", "csv").stdout)))
     assert {r["provider"]: int(r["n"]) for r in as_csv} == want
-    table = run_cli("sql", q, "--db", db_path).stdout
+    table = invoke("sql", q, "--db", db_path).stdout
     assert all(p in table for p in want)
 
 
 def test_second_sync_reports_nothing_changed(gateway: SimGateway, db_path: str) -> None:
-    run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "-q")
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--full-refresh",
+    invoke("sync", "--base-url", gateway.base_url, "--db", db_path, "-q")
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path, "--full-refresh",
                   "-q")
     assert res.returncode == 0
     r = rows(db_path, "SELECT sum(inserted), sum(updated) FROM sync_runs WHERE mode = 'full'")
@@ -92,7 +94,7 @@ def test_second_sync_reports_nothing_changed(gateway: SimGateway, db_path: str) 
 
 def test_fetch_prints_and_stores_one_batch(gateway: SimGateway, db_path: str) -> None:
     bid = gateway.visible("gemini")[0].id
-    res = run_cli("fetch", bid, "--provider", "gemini", "--db", db_path,
+    res = invoke("fetch", bid, "--provider", "gemini", "--db", db_path,
                   "--base-url", gateway.base_url)
     assert res.returncode == 0, res.stderr
     assert bid in res.stdout and "status_norm" in res.stdout
@@ -119,12 +121,12 @@ def test_expected_mistakes_are_one_clear_line(gateway: SimGateway, db_path: str,
         args = [*args, "--db", db_path]
     if args[0] == "sync" and "--db" not in args:
         args = [*args, "--db", db_path]
-    one_line_error(run_cli(*args), *needles)
+    one_line_error(invoke(*args), *needles)
 
 
 def test_wrong_key_is_one_line_and_never_echoed(make_gateway: Any, db_path: str) -> None:
     gw = make_gateway(20, api_key="sk-bf-right")
-    res = run_cli("sync", "--base-url", gw.base_url, "--db", db_path,
+    res = invoke("sync", "--base-url", gw.base_url, "--db", db_path,
                   env={"BIFROST_API_KEY": "sk-bf-wrong-canary"})
     one_line_error(res, "refused the credentials", "401")
     assert "sk-bf-wrong-canary" not in res.stderr + res.stdout
@@ -140,30 +142,30 @@ def test_unwritable_db_path(gateway: SimGateway, tmp_path: Path) -> None:
             (tmp_path / "afile").write_text("")
         else:
             target = str(ro / "x.duckdb")
-        res = run_cli("sync", "--base-url", gateway.base_url, "--db", target)
+        res = invoke("sync", "--base-url", gateway.base_url, "--db", target)
         one_line_error(res, "writable")
     finally:
         ro.chmod(0o700)
 
 
 def test_db_path_that_is_a_directory(gateway: SimGateway, tmp_path: Path) -> None:
-    one_line_error(run_cli("sync", "--base-url", gateway.base_url, "--db", str(tmp_path)),
+    one_line_error(invoke("sync", "--base-url", gateway.base_url, "--db", str(tmp_path)),
                    "is a directory")
 
 
 def test_strict_and_all_failed_exit_codes(gateway: SimGateway, db_path: str) -> None:
     gateway.faults = [Fault("status", provider="gemini", status=400, times=-1)]
     base = ["sync", "--base-url", gateway.base_url, "--db", db_path, "-q"]
-    assert run_cli(*base).returncode == 0
-    assert run_cli(*base, "--strict").returncode == 1
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--providers",
+    assert invoke(*base).returncode == 0
+    assert invoke(*base, "--strict").returncode == 1
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path, "--providers",
                   "gemini")
     assert res.returncode == 1 and "gemini failed" in res.stderr
 
 
 def test_report_json_and_html(gateway: SimGateway, db_path: str, tmp_path: Path) -> None:
     sync(settings_for(gateway, db_path))
-    res = run_cli("report", "--db", db_path, "--format", "json")
+    res = invoke("report", "--db", db_path, "--format", "json")
     data = json.loads(res.stdout)
     assert set(data) == {"summary", "durations", "costs", "request_errors", "unpriced",
                          "results_backlog",
@@ -175,10 +177,10 @@ def test_report_json_and_html(gateway: SimGateway, db_path: str, tmp_path: Path)
         rows(db_path, "SELECT count(*) FROM batch_results")[0][0] > 0
     assert data["request_errors"] and all(isinstance(r["requests"], int)
                                           for r in data["request_errors"])
-    res = run_cli("report", "--db", db_path, "--provider", "openai", "--format", "json")
+    res = invoke("report", "--db", db_path, "--provider", "openai", "--format", "json")
     assert [r["provider"] for r in json.loads(res.stdout)["summary"]] == ["openai"]
     page = tmp_path / "report.html"
-    res = run_cli("report", "--db", db_path, "--html", str(page))
+    res = invoke("report", "--db", db_path, "--html", str(page))
     assert res.returncode == 0
 
     class Collect(HTMLParser):
@@ -209,15 +211,15 @@ def test_stuck_exits_2_when_batches_are_overdue(gateway: SimGateway, db_path: st
     sync(settings_for(gateway, db_path))
     overdue = rows(db_path, "SELECT count(*) FROM v_overdue")[0][0]
     assert overdue > 0
-    res = run_cli("stuck", "--db", db_path, "--format", "json")
+    res = invoke("stuck", "--db", db_path, "--format", "json")
     assert res.returncode == 2
     assert len(json.loads(res.stdout)) == overdue
-    res = run_cli("stuck", "--db", db_path, "--provider", "nobody")
+    res = invoke("stuck", "--db", db_path, "--provider", "nobody")
     assert res.returncode == 0 and "no stuck batches" in res.stderr
 
 
 def test_schema_docs_are_generated_and_current() -> None:
-    res = run_cli("schema")
+    res = invoke("schema")
     assert res.returncode == 0
     assert (ROOT / "docs" / "schema.md").read_text() == res.stdout
 
@@ -268,10 +270,10 @@ def test_progress_bar_on_a_terminal_only(gateway: SimGateway, tmp_path: Path) ->
 
 def test_a_memory_cap_that_is_too_small_or_unreadable_is_one_line(gateway: Any, db_path: str
                                                                    ) -> None:
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path,
                   env={"BATCHLAKE_DUCKDB_MEMORY": "4MB"})
     one_line_error(res, "BATCHLAKE_DUCKDB_MEMORY", "4MB")
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path,
                   env={"BATCHLAKE_DUCKDB_MEMORY": "lots"})
     one_line_error(res, "BATCHLAKE_DUCKDB_MEMORY='lots' is not a memory size")
 

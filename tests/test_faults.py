@@ -19,8 +19,8 @@ from batchlake.warehouse import Warehouse
 from batchlake.warehouse.db import checkpoint_memory_limit
 from batchlake.warehouse.load import _fatal_message
 from tests.conftest import ROOT, rows, run_cli, settings_for
-from tests.expect import compare_row
-from tests.test_pipeline import assert_matches_truth, stored
+from tests.expect import assert_matches_truth, compare_row, stored
+from tests.locks import hold_lock
 
 BAD_OBJECTS: dict[str, tuple[dict[str, Any], str]] = {
     "missing id": ({"id": DROP}, "missing id"),
@@ -255,16 +255,6 @@ def _wait_for(cond: Any, deadline_s: float) -> None:
         if time.monotonic() > end:
             raise AssertionError("condition not met before the deadline")
         time.sleep(0.02)
-
-
-def hold_lock(db_path: str, seconds: float) -> subprocess.Popen[str]:
-    """Another process that holds the DuckDB file's write lock for ``seconds``."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(float(sys.argv[2]))", db_path, str(seconds)],
-        stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder
 
 
 def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from batchlake.simulator import Fault, SimGateway
 from tests.conftest import rows
-from tests.test_pipeline import assert_matches_truth
+from tests.expect import assert_matches_truth
 
 pytestmark = pytest.mark.prefect
 CANARY = "sk-bf-FLOW-CANARY-31337"

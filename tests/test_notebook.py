@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
-
-import nbformat
-import pytest
-from nbclient import NotebookClient
 
 from batchlake.pipeline import sync
 from batchlake.simulator import SimGateway
-from tests.conftest import ROOT, settings_for
-
-
-def run_notebook(db: str) -> Any:
-    """Execute the notebook against ``db``; return it with its outputs."""
-    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
-    saved = os.environ.get("BATCHLAKE_DB")
-    os.environ["BATCHLAKE_DB"] = db  # the kernel inherits it
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    except Exception as e:  # the cell's error, not nbclient's wrapper
-        pytest.fail(f"notebook failed: {str(e)[-2000:]}")
-    finally:
-        if saved is None:
-            os.environ.pop("BATCHLAKE_DB", None)
-        else:
-            os.environ["BATCHLAKE_DB"] = saved
-    return nb
+from tests.conftest import settings_for
+from tests.notebook_runner import run_notebook
 
 
 def test_explore_notebook_executes_and_draws_every_chart(tmp_path: Path) -> None:

@@ -11,39 +11,7 @@ from batchlake.pipeline import sync
 from batchlake.simulator import Plan
 from batchlake.transforms import BATCHES
 from tests.conftest import rows, settings_for
-from tests.expect import compare_row
-
-
-def stored(db: str, provider: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    con = duckdb.connect(db, read_only=True)
-    try:
-        q = "SELECT * FROM batches" + (" WHERE provider = ?" if provider else "")
-        cur = con.execute(q, [provider] if provider else [])
-        names = [d[0] for d in cur.description]
-        return {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-    finally:
-        con.close()
-
-
-def assert_keys_unique(db: str) -> None:
-    """Nothing doubled: the keys the merge keeps unique (no index enforces them)."""
-    for table, key in (("batches", "provider, batch_id"),
-                       ("batch_errors", "provider, batch_id, idx"),
-                       ("batch_metadata", "provider, batch_id, key"),
-                       ("batch_snapshots", "provider, batch_id, observed_at")):
-        dup = rows(db, f"SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY ALL "
-                       "HAVING count(*) > 1)")
-        assert dup == [(0,)], f"duplicate keys in {table}"
-
-
-def assert_matches_truth(gw: Any, db: str) -> None:
-    assert_keys_unique(db)
-    table = stored(db)
-    expected = {(p, o["id"]): o for p in gw.providers for o in gw.truth(p)}
-    assert set(table) == set(expected), "stored batches differ from the gateway's"
-    for key, obj in expected.items():
-        diffs = compare_row(obj, table[key])
-        assert not diffs, f"{key}: {diffs}"
+from tests.expect import assert_matches_truth, assert_matches_truth_open_batches
 
 
 def test_sync_stores_every_served_object_with_its_values(gateway: Any, db_path: str) -> None:
@@ -98,16 +66,6 @@ def test_incremental_sync_follows_changes_and_new_batches(make_gateway: Any, db_
     assert sum(r.counts.updated for r in rep.results) > 0  # lifecycle moved on
     assert sum(r.refetched for r in rep.results) > 0  # followed by id
     assert_matches_truth_open_batches(gw, db_path)
-
-
-def assert_matches_truth_open_batches(gw: Any, db: str) -> None:
-    """Incremental syncs must agree with the gateway on every batch they store."""
-    table = stored(db)
-    for p in gw.providers:
-        for o in gw.truth(p):
-            row = table.get((p, o["id"]))
-            assert row is not None, f"{p} {o['id']} missing"
-            assert row["status"] == o["status"], (p, o["id"])
 
 
 def _plan(provider: str, bid: str, created: int, **kw: Any) -> Plan:

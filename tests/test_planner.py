@@ -10,7 +10,7 @@ from batchlake.pipeline import sync
 from batchlake.planner import OpenBatch, is_due, poll_every
 from batchlake.simulator import DROP, Plan, SimGateway
 from tests.conftest import rows, settings_for
-from tests.test_pipeline import assert_matches_truth, assert_matches_truth_open_batches
+from tests.expect import assert_matches_truth, assert_matches_truth_open_batches
 
 T0 = 1_790_000_000
 INTERVAL = 600  # the schedule: every 10 minutes

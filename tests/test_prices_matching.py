@@ -13,7 +13,7 @@ from genai_prices import Usage, calc_price
 
 from batchlake.pipeline import sync
 from tests.conftest import rows, run_cli, settings_for
-from tests.test_results import NOW, body, chat, plan
+from tests.results_fixtures import NOW, body, chat, plan
 
 GENAI = {"gemini": "google", "vertex": "google", "bedrock": "aws"}
 

@@ -18,8 +18,8 @@ import batchlake
 from batchlake.pipeline import sync
 from batchlake.simulator import DROP, Fault, SimGateway
 from tests.conftest import rows, run_cli, settings_for
-from tests.test_faults import hold_lock
-from tests.test_pipeline import assert_matches_truth
+from tests.expect import assert_matches_truth
+from tests.locks import hold_lock, run_cli_once_it_waits
 
 READER = """
 import sys, time
@@ -62,12 +62,8 @@ def test_a_sync_completes_while_another_process_reads_every_100ms(
 def test_a_read_command_waits_for_a_running_sync_and_says_so(gateway: SimGateway,
                                                             db_path: str) -> None:
     sync(settings_for(gateway, db_path))
-    holder = hold_lock(db_path, 1.5)  # a sync holding the file for a moment
-    try:
-        res = run_cli("sql", "SELECT count(*) AS n FROM batches", "--db", db_path,
-                      "--format", "csv")
-    finally:
-        holder.wait()
+    res = run_cli_once_it_waits(db_path, "sql", "SELECT count(*) AS n FROM batches", "--db",
+                                db_path, "--format", "csv")  # a sync holds the file a moment
     assert res.returncode == 0, res.stderr
     assert "waiting" in res.stderr and "in use by another process" in res.stderr
     assert res.stdout.splitlines()[1] == str(rows(db_path, "SELECT count(*) FROM batches")[0][0])

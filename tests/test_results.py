@@ -5,51 +5,18 @@ re-syncs never ask again; repricing asks nothing."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import sync
-from batchlake.simulator import Fault, Plan, SimGateway
+from batchlake.simulator import Fault, SimGateway
 from tests.conftest import rows, run_cli, settings_for
+from tests.results_fixtures import NOW, body, chat, line_counts, plan, results_requests
 
-# Recent, so that no batch is past a provider's results retention (Anthropic: 29 days)
-NOW = (int(time.time()) // 86400 - 1) * 86400
 HEADER = "provider,model,input,output,cache_read,cache_write,batch_input,batch_output\n"
-
-
-def plan(provider: str, bid: str, *, outcome: str = "completed", total: int = 10,
-         model: str = "gpt-4o-mini", endpoint: str = "/v1/chat/completions",
-         metadata: dict[str, str] | None = None) -> Plan:
-    return Plan(provider=provider, id=bid, created_at=NOW - 3 * 86400, validate_s=10,
-                run_s=3600, finalize_s=10, outcome=outcome, total=total, fail_ratio=0.0,
-                model=model, endpoint=endpoint, metadata=metadata or {"team": "search"},
-                cache=None, n_errors=0)
-
-
-def results_requests(gw: SimGateway) -> int:
-    return sum(v for (endpoint, _), v in gw.requests.items() if endpoint == "results")
-
-
-def line_counts(db: str) -> dict[tuple[str, str], int]:
-    return {(p, b): n for p, b, n in rows(
-        db, "SELECT provider, batch_id, count(*) FROM batch_results GROUP BY ALL")}
-
-
-def body(batch_id: str, lines: list[dict[str, Any]], **extra: Any) -> bytes:
-    return orjson.dumps({"batch_id": batch_id, "results": lines, **extra})
-
-
-def chat(cid: str, model: str, prompt: int, cached: int, completion: int) -> dict[str, Any]:
-    return {"custom_id": cid, "response": {"status_code": 200, "request_id": f"r-{cid}",
-            "body": {"model": model, "usage": {
-                "prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-                "prompt_tokens_details": {"cached_tokens": cached}}}}}
 
 
 def test_a_sync_loads_every_finished_batchs_lines_once(make_gateway: Any, db_path: str) -> None:

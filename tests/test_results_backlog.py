@@ -13,31 +13,8 @@ import pytest
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
 from batchlake.results_route import RouteWatch
-from batchlake.simulator import Plan
 from tests.conftest import rows, run_cli, settings_for
-from tests.test_results import body, chat, results_requests
-
-DAY = 86400
-NOW = (int(time.time()) // DAY - 1) * DAY
-
-
-def finished(provider: str, bid: str, age_days: float, *, total: int = 3,
-             model: str = "gpt-4o-mini") -> Plan:
-    """A batch created ``age_days`` ago that finished an hour later."""
-    return Plan(provider=provider, id=bid, created_at=int(NOW - age_days * DAY),
-                validate_s=10, run_s=3600, finalize_s=10, outcome="completed", total=total,
-                fail_ratio=0.0, model=model, endpoint="/v1/chat/completions",
-                metadata={"team": "search"}, cache=None, n_errors=0)
-
-
-def history(make_gateway: Any, n: int, **kw: Any) -> Any:
-    gw = make_gateway(0, providers=("openai",), now=NOW, **kw)
-    for i in range(n):
-        bid = f"b{i:03d}"
-        gw.add_plan(finished("openai", bid, 1 + i * 0.1))  # b000 the newest
-        gw.results_bodies[("openai", bid)] = body(bid, [chat(f"{bid}-{k}", "gpt-4o-mini",
-                                                              10, 0, 5) for k in range(3)])
-    return gw
+from tests.results_fixtures import NOW, body, finished, history, results_requests
 
 
 def states(db: str) -> dict[str, str]:

@@ -19,8 +19,8 @@ import pytest
 
 from batchlake.simulator import Fault, SimGateway
 from tests.conftest import ROOT, rows
-from tests.test_notebook import run_notebook
-from tests.test_pipeline import assert_matches_truth
+from tests.expect import assert_matches_truth
+from tests.notebook_runner import run_notebook
 
 pytestmark = pytest.mark.prefect
 

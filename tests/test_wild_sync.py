@@ -24,8 +24,7 @@ from batchlake.warehouse import Warehouse, load
 from batchlake.warehouse import db as db_mod
 from batchlake.warehouse.db import SYNC_ROW_GROUP_SIZE
 from tests.conftest import rows, run_cli, settings_for
-from tests.expect import compare_row
-from tests.test_pipeline import assert_keys_unique, stored
+from tests.expect import assert_keys_unique, compare_row, stored
 
 AS_OF = datetime(2026, 12, 3, tzinfo=UTC)
 

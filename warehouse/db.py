@@ -346,8 +346,8 @@ def _evolve(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f'ALTER TABLE "{t.name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
 
 
-def query_frame(con: duckdb.DuckDBPyConnection, text: str, params: list[Any] | None = None
-                ) -> pl.DataFrame:
+def query_frame(con: duckdb.DuckDBPyConnection, text: str,
+                params: list[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
     """Run a query and return a polars frame (via Arrow).
 
     DuckDB 2.0: results of ``execute`` must be consumed before the next statement, and

@@ -324,9 +324,18 @@ def results_backlog_by_provider(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return query_frame(con, sql.read("results_store/status.sql"))
 
 
-def failing_batches(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """The 50 batches whose results failed most recently, with the reason."""
+def failing_batches(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> pl.DataFrame:
+    """The batches whose results failed, newest attempt first, with the reason (``limit``:
+    the newest that many)."""
     from batchlake.warehouse.db import query_frame
 
-    return query_frame(con, sql.read("results_store/failing.sql"))
+    text = sql.read("results_store/failing.sql")
+    return query_frame(con, text + (f"\nLIMIT {int(limit)}" if limit is not None else ""))
+
+
+def grouped_failures(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The failed batches grouped by (provider, state, reason): a count and one example id."""
+    from batchlake.warehouse.db import query_frame
+
+    return query_frame(con, sql.read("results_store/failing_grouped.sql"))
 

@@ -5,4 +5,3 @@ SELECT provider, batch_id, state, attempts, same_failures, last_status, last_err
 FROM batch_results_state
 WHERE state <> 'loaded'
 ORDER BY last_attempt_at DESC NULLS LAST, provider, batch_id
-LIMIT 50

@@ -1,0 +1,208 @@
+"""What the command line prints: tables (rich), CSV and JSON of frames, progress bars on a
+terminal, and the report's sections. Commands compute with batchlake.commands and hand the
+answer here; nothing here reads the database or the gateway."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from batchlake.common import ConfigError
+
+if TYPE_CHECKING:
+    from batchlake.commands import Report, ResultsStatus
+    from batchlake.run import SyncReport
+
+# Wide when piped: a log file or CI output should not fold every column.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
+    if fmt == "json":
+        out.print_json(json.dumps(jsonable(df), default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(df.columns)
+        w.writerows([_plain(v) for v in row] for row in df.iter_rows())
+        sys.stdout.write(buf.getvalue())
+    elif fmt == "table":
+        t = Table(title=title, title_justify="left", header_style="bold")
+        for c in df.columns:
+            t.add_column(c, overflow="fold")
+        for row in df.iter_rows():
+            t.add_row(*("" if v is None else _cell(v) for v in row))
+        out.print(t)
+    else:
+        raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
+
+
+def _plain(v: Any) -> Any:
+    """HUGEINT sums arrive as Decimal(38, 0): shown (and written as JSON) as integers."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+def _cell(v: Any) -> str:
+    v = _plain(v)
+    if isinstance(v, datetime):
+        return f"{v:%Y-%m-%d %H:%M:%S}"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.1f}"
+    return str(v)
+
+
+@contextmanager
+def listing_progress(enabled: bool) -> Iterator[Any]:
+    """A per-provider progress line on a terminal; silent otherwise."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(bar_width=None),
+                  TextColumn("{task.fields[pages]} pages, {task.completed:,.0f} objects"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(provider: str, pages: int, fetched: int) -> None:
+            if provider not in tasks:
+                tasks[provider] = bar.add_task(provider, total=None, pages=0)
+            bar.update(tasks[provider], completed=fetched, pages=pages)
+
+        yield update
+
+
+# One line per provider, 91 columns: a person reads a sync on a 100-column terminal.
+_SYNC_COLUMNS = (("provider", 11, "<"), ("status", 8, "<"), ("listed", 9, ">"),
+                 ("new", 8, ">"), ("changed", 9, ">"), ("rejected", 9, ">"),
+                 ("results", 9, ">"), ("lines", 10, ">"), ("backlog", 9, ">"),
+                 ("seconds", 9, ">"))
+
+
+def sync_lines(rep: SyncReport, seconds: float) -> tuple[list[str], list[str]]:
+    """What ``batchlake sync`` prints: (lines for stdout, lines for stderr). A header and a
+    line per provider (listed, new, changed, rejected, results batches and lines, backlog
+    left, seconds), a line per warning, a line for the run; each failure a line on stderr."""
+    def row(values: list[str]) -> str:
+        return "".join(f"{v[:w - 1]:{a}{w - 1}} " if a == "<" else f"{v:{a}{w}}"
+                       for v, (_, w, a) in zip(values, _SYNC_COLUMNS, strict=True)).rstrip()
+
+    lines = [row([name for name, _, _ in _SYNC_COLUMNS])]
+    for r in rep.results:
+        c = r.counts
+        lines.append(row([r.provider, r.status, f"{r.fetched:,}", f"{c.inserted:,}",
+                          f"{c.updated:,}", f"{c.rejected:,}", f"{r.results_batches:,}",
+                          f"{r.result_lines:,}", f"{r.results_backlog:,}",
+                          f"{r.seconds:,.1f}"]))
+    lines += [f"  {r.provider}: {w}" for r in rep.results for w in r.warnings]
+    ok = len(rep.results) - len(rep.failed)
+    lines.append(
+        f"run {rep.run_id}: {ok} of {len(rep.results)} providers ok, "
+        f"{sum(r.fetched for r in rep.results):,} listed, "
+        f"{sum(r.counts.inserted for r in rep.results):,} new, "
+        f"{sum(r.counts.updated for r in rep.results):,} changed, "
+        f"{sum(r.results_batches for r in rep.results):,} batches' results read, "
+        f"{sum(r.results_backlog for r in rep.results):,} left, {seconds:,.1f} s"
+        + (f"; published {rep.published}" if rep.published else ""))
+    return lines, [f"{r.provider} failed: {r.error}" for r in rep.failed]
+
+
+def print_sync_report(rep: SyncReport, seconds: float) -> None:
+    lines, failures = sync_lines(rep, seconds)
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in failures:
+        err.print(line, style="red", highlight=False, markup=False, soft_wrap=True)
+
+
+def print_results_run(rep: SyncReport, fmt: str) -> None:
+    """``batchlake results``: per provider what was read, and each warning on a line."""
+    df = pl.DataFrame([{k: r.as_row()[k] for k in (
+        "provider", "status", "results_batches", "result_lines", "results_failed",
+        "results_backlog", "seconds", "error")} for r in rep.results])
+    print_frame(df, fmt, title=f"results run {rep.run_id}")
+    for r in rep.results:
+        for w in r.warnings:
+            err.print(f"{r.provider}: {w}", highlight=False, markup=False, soft_wrap=True)
+
+
+def print_results_status(status: ResultsStatus, fmt: str) -> None:
+    """``batchlake results --status``: per provider, then the failures grouped by (state,
+    reason) with a count and one example batch; JSON lists every failed batch as well."""
+    if fmt == "json":
+        print_json({"by_provider": status.by_provider, "failures": status.failures,
+                    "batches": status.failing})
+        return
+    print_frame(status.by_provider, fmt, title="results by provider")
+    print_frame(status.failures, fmt,
+                title="batches whose results failed, by reason (--format json lists each)")
+
+
+def print_report(rep: Report, fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rep.to_json(), default=str, indent=1) + "\n")
+        return
+    for name, df in rep.sections.items():
+        print_frame(df.head(20) if name == "overdue" else df, fmt,
+                    title=name.replace("_", " ").title()
+                    + (f" (20 of {df.height})" if name == "overdue" and df.height > 20 else ""))
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
+    if fmt not in allowed:
+        raise ConfigError(f"unknown format {fmt!r}; use {', '.join(allowed[:-1])} or "
+                          f"{allowed[-1]}")
+
+
+def on_wait(message: str) -> None:
+    """Said once on stderr when a command waits for a sync that holds the database."""
+    err.print(f"waiting: {message}", highlight=False)
+
+
+def jsonable(value: Any) -> Any:
+    """Frames, dataclass-like rows, datetimes and HUGEINT Decimals as JSON values."""
+    if isinstance(value, pl.DataFrame):
+        return [jsonable(row) for row in value.to_dicts()]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return _plain(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(jsonable(value), default=str, indent=1) + "\n")
+
+
+@contextmanager
+def results_progress(enabled: bool) -> Iterator[Any]:
+    """A progress bar over the backlog on a terminal; silent otherwise."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("results"), BarColumn(bar_width=None),
+                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} batches"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task("results", total=0)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done))
+
+        yield update
+
+
