@@ -200,13 +200,16 @@ class GatewayClient:
             try:
                 return call()
             except Retryable as e:
-                if e.free and free < FREE_RETRIES:
+                window_s = e.free and free < FREE_RETRIES
+                if window_s:
                     free += 1
                 else:
                     counted += 1
                 if counted > self.settings.max_retries:
                     raise e.error from None
-                log.warning("retrying after %s (attempt %d)", e, counted + free)
+                # the window's own 429s are its business, not a warning
+                log.log(logging.DEBUG if window_s else logging.WARNING,
+                        "retrying after %s (attempt %d)", e, counted + free)
                 time.sleep(self._delay(max(1, counted), e))
 
     def _limited(self, route: str, send: Callable[[], _T], first: list[Slot],
