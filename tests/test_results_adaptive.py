@@ -13,12 +13,16 @@ from typing import Any
 
 import duckdb
 import orjson
+import pytest
 
+import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
 from batchlake.simulator import Fault
 from tests.conftest import rows, settings_for
 from tests.results_fixtures import NOW, finished, results_requests
 from tests.slow_gateway import Admissions, add_history
+
+RESULTS_CHUNK = 1 << 18  # body bytes the client reads at a time (gateway/client.py)
 
 
 def states(db: str) -> dict[str, str]:
@@ -146,3 +150,29 @@ def test_a_bedrock_model_look_up_inside_a_full_window_gets_in(make_gateway: Any,
     assert rows(db_path, "SELECT model FROM batch_results") == [
         ("meta.llama3-70b-instruct-v1:0",)]
     assert gw.requests[("retrieve", "bedrock")] == 1
+
+
+def test_what_readers_hold_unstaged_stays_within_its_budget_whatever_the_window(
+        make_gateway: Any, db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = make_gateway(0, providers=("openai",), now=NOW, latency={"results": 0.05})
+    sizes = [5000 + i for i in range(6)]  # bodies of ~4 MB, read 8 at a time
+    for n in sizes:
+        gw.add_big_batch(n)
+    sync(settings_for(gw, db_path, results=False))
+    made: list[results_stage.HeldBytes] = []
+
+    class Counted(results_stage.HeldBytes):
+        def __init__(self) -> None:
+            super().__init__(budget=256 << 10)
+            made.append(self)
+
+    monkeypatch.setattr(results_stage, "HeldBytes", Counted)
+    monkeypatch.setattr(results_stage, "MIN_PART_BYTES", 16 << 10)
+    read_stored_results(settings_for(gw, db_path, concurrency=8, max_inflight=8))
+    assert dict(rows(db_path, "SELECT batch_id, count(*) FROM batch_results GROUP BY ALL")) == {
+        f"batch_big{n}": n for n in sizes}
+    (held,) = made
+    bodies = sum(len(gw.results("openai", f"batch_big{n}") or b"") for n in sizes)
+    assert held.held == 0  # every byte given back
+    # the budget, plus what each reader reads before it sees the budget is spent
+    assert held.peak <= (256 << 10) + 8 * ((16 << 10) + RESULTS_CHUNK) < bodies / 2
