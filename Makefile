@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # one list of them (pyproject.toml's package discovery and the tests read them too).
 LAYERS := $(notdir $(shell find batchlake -maxdepth 1 -type l))
 
-.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history lock clean
+.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history bench-latency lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
@@ -68,6 +68,11 @@ bench-results: $(STAMP)
 bench-history: $(STAMP)
 	$(PY) bench/bench_history.py --batches 100000 --route missing
 	$(PY) bench/bench_history.py --batches 100000 --route ok
+
+# A gateway as slow as a real one (list 300 ms, retrieve 200 ms, results 600 ms), with and
+# without a cap of 12 results requests in flight: the listing's floor, the drain's rate
+bench-latency: $(STAMP)
+	$(PY) bench/bench_latency.py --batches 4000
 
 # Re-lock after changing pins in pyproject.toml.
 lock: $(STAMP)

@@ -1,12 +1,14 @@
 """The sync as plain functions: the orchestration that composes the stages.
 
 ``sync`` runs the batch-object stage (batchlake/batch_stage.py) for every provider at once,
-one thread each, through ``sync_provider``; once every provider's batches are committed, the
-results stage (batchlake/results_stage.py) runs once for all of them (``read_results``), and
-each provider's outcome is recorded in ``sync_runs``; then the snapshot is published
-(batchlake/publishing.py). ``read_stored_results`` (``batchlake results``) and
-``reprice_stored`` (``batchlake reprice``) run one stage each. The Prefect flow (``flows/``)
-and the CLI's direct mode both call these; nothing here knows about Prefect.
+one thread each, through ``sync_provider``; meanwhile the results stage
+(batchlake/results_stage.py, ``read_results``) reads the results of each provider whose
+batches are committed, as providers end (a ``ProviderFeed``), so a slow listing holds back
+only its own provider's results; each provider's outcome is recorded in ``sync_runs``; then
+the snapshot is published (batchlake/publishing.py). ``read_stored_results`` (``batchlake
+results``) and ``reprice_stored`` (``batchlake reprice``) run one stage each. The Prefect
+flow (``flows/``) and the CLI's direct mode both call these; nothing here knows about
+Prefect.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from batchlake.results_stage import run_results_stage
 from batchlake.run import (
     OnProgress,
     ProviderFailed,
+    ProviderFeed,
     ProviderResult,
     RunContext,
     SyncReport,
@@ -40,7 +43,7 @@ from batchlake.warehouse import Warehouse
 def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None = None,
                   raise_errors: bool = False) -> ProviderResult:
     """Sync one provider's batch objects; failures are recorded in sync_runs (and re-raised
-    if asked). Results are read after every provider's batches (``read_results``)."""
+    if asked). Its results are read by ``read_results`` once its batches are committed."""
     wh, settings = ctx.warehouse, ctx.settings
     mode = "ids" if batch_ids else ("full" if ctx.full_refresh else "incremental")
     watermark = None if mode != "incremental" else wh.watermark(provider)
@@ -65,31 +68,39 @@ def sync_provider(ctx: RunContext, provider: str, *, batch_ids: list[str] | None
     return result
 
 
-def read_results(ctx: RunContext, results: list[ProviderResult], *,
+def read_results(ctx: RunContext, results: ProviderFeed | list[ProviderResult], *,
                  batch_ids: list[str] | None = None, refetch: bool = False,
                  budget_s: float | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
-    """The results stage, once the batch tables are committed: the finished batches of the
-    providers whose sync went well, newest finished first, within the results budget; each
+    """The results stage, over the providers whose sync went well, each once its batch
+    tables are committed (``results`` is a feed of providers as they end, or a list of
+    providers that have all ended): newest finished first, within the results budget; each
     provider's sync_runs row gets its counts. A failure of the stage itself (the database)
-    fails those providers, with the reason."""
-    todo = {r.provider: r for r in results if r.status == "ok"}
-    if not todo or not ctx.settings.results:
+    fails the providers it had taken, with the reason."""
+    if not ctx.settings.results:
         return
+    feed = results if isinstance(results, ProviderFeed) else ProviderFeed.of(
+        [r for r in results if r.status == "ok"])
+    joined: dict[str, ProviderResult] = {}
     try:
-        run_results_stage(ctx, todo, batch_ids=batch_ids, refetch=refetch, budget_s=budget_s,
-                     on_progress=on_progress)
+        run_results_stage(ctx, feed, joined, batch_ids=batch_ids, refetch=refetch,
+                          budget_s=budget_s, on_progress=on_progress)
     except BatchlakeError as e:
-        for r in todo.values():
+        for r in joined.values():
             r.status, r.error = "failed", one_line(str(e), ctx.settings)
     except Exception as e:  # unexpected: say what it was, keep what was committed
         ctx.logger.debug("the results stage crashed", exc_info=True)
-        for r in todo.values():
+        for r in joined.values():
             r.status = "failed"
             r.error = one_line(f"{type(e).__name__}: {e}", ctx.settings)
     finally:
-        for r in todo.values():
+        for r in joined.values():
             record_finish(ctx.warehouse, ctx.run_id, r)
+    window = ctx.client.limit.stats
+    if window.answered:
+        ctx.logger.debug("gateway window: %d-%d requests, %d answers, %d 429, %d failed, "
+                         "%d decreases", window.lowest, window.highest, window.answered,
+                         window.overloaded, window.failed, window.decreases)
 
 
 def _summary(r: ProviderResult) -> str:
@@ -124,12 +135,22 @@ def sync(
             GatewayClient(settings) as client:
         ctx = RunContext(settings, wh, client, rid, started, full_refresh, on_progress, logger,
                          prices, refetch_results, providers_at_once=len(provs))
+        feed = ProviderFeed(len(provs))
+
+        def one(provider: str) -> ProviderResult:
+            result = ProviderResult(provider, status="failed", error="interrupted")
+            try:
+                result = sync_provider(ctx, provider, batch_ids=batch_ids)
+            finally:  # the results stage waits for every provider: each ends, whatever
+                feed.add(result)
+            return result
+
         with ThreadPoolExecutor(max_workers=max(1, len(provs)),
                                 thread_name_prefix="provider") as pool:
-            results = list(pool.map(
-                lambda p: sync_provider(ctx, p, batch_ids=batch_ids), provs))
-        # every provider's batches are committed (and readable) before any results are read
-        read_results(ctx, results, batch_ids=batch_ids, refetch=refetch_results)
+            futures = [pool.submit(one, p) for p in provs]
+            # each provider's results once its batches are committed, while others list
+            read_results(ctx, feed, batch_ids=batch_ids, refetch=refetch_results)
+            results = [f.result() for f in futures]
         report = SyncReport(rid, started, results)
         report.published = publish_snapshot(wh, settings, report)
     return report

@@ -1,23 +1,28 @@
 """The results stage: every request of every finished batch, with its cost.
 
-Once every provider's batches are committed, the finished batches whose results are not stored
-yet (warehouse/results_store.py decides which) are read from ``GET /v1/batches/{id}/results``,
-newest finished first across providers, a bounded window at a time, within the run's results
-budget. Each body streams through the parser (gateway/stream.py) into flattened parts staged as
-Parquet, so memory stays flat at any body size; groups of batches are then loaded, priced in
-SQL, in one transaction each. Faults are per batch: a transient one (5xx, 429, a reset, a body
-that breaks off) is retried on a later run with backoff; a batch with no output (404 gone,
-403, 400) is recorded as unavailable with the reason.
+As each provider's batch stage ends with its batches committed (``ProviderFeed``), its
+finished batches whose results are not stored yet (warehouse/results_store.py decides which)
+join the reading: from ``GET /v1/batches/{id}/results``, newest finished first across the
+providers joined, as many at once as the gateway client's adaptive window lets in
+(gateway/limiter.py: it follows how fast and how cleanly the gateway answers), within the
+run's results budget, counted from the first provider's join. Slower providers may still be
+listing meanwhile. Each body streams through the parser (gateway/stream.py) into flattened
+parts staged as Parquet; what the readers hold unstaged is bounded in bytes across the
+window (``HeldBytes``), so memory stays flat at any body size and any window; groups of
+batches are then loaded, priced in SQL, in one transaction each. Faults are per batch: a
+transient one (5xx, 429, a reset, a body that breaks off) is retried on a later run with
+backoff; a batch with no output (404 gone, 403, 400) is recorded as unavailable with the
+reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import polars as pl
@@ -29,8 +34,9 @@ from batchlake.common import (
     GatewayUnreachable,
     paused_gc,
 )
-from batchlake.gateway import ResultsBody
-from batchlake.run import ProviderResult, RunContext, now_utc
+from batchlake.gateway import ResultsBody, Slot
+from batchlake.results_route import RouteWatch, retrieved
+from batchlake.run import ProviderFeed, ProviderResult, RunContext, now_utc
 from batchlake.transforms import flatten_results, scrub_text
 from batchlake.warehouse import (
     RESULTS_MEMORY_LIMIT,
@@ -45,15 +51,45 @@ from batchlake.warehouse import (
 )
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
+PART_BYTES = 8 << 20  # … or this many body bytes' worth, whichever comes first
+# Body bytes all readers may hold unstaged (items not yet flattened) before each stages what
+# it holds, once that is at least MIN_PART_BYTES: the window does not multiply memory.
+HELD_BYTES = 32 << 20
+MIN_PART_BYTES = 512 << 10
 # A load transaction commits once its batches hold this many lines (small batches' lines wait
 # in memory until then: ~25 MB at this size)
 GROUP_LINES = 100_000
 GROUP_BATCHES = 500  # … or this many batches (small batches: one transaction, not 500)
 
 
-def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
-               ) -> BatchOutcome:
-    """Stream one batch's results into staged parts; never raises for the batch's faults."""
+class HeldBytes:
+    """Bytes of results bodies the run's readers hold unstaged, summed across readers."""
+
+    def __init__(self, budget: int = HELD_BYTES) -> None:
+        self.budget = budget
+        self.held = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.held += n
+            self.peak = max(self.peak, self.held)
+
+    def give_back(self, n: int) -> None:
+        with self._lock:
+            self.held -= n
+
+    @property
+    def over(self) -> bool:
+        return self.held > self.budget
+
+
+def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch,
+               slot: Slot | None = None, held: HeldBytes | None = None) -> BatchOutcome:
+    """Stream one batch's results into staged parts; never raises for the batch's faults.
+    ``slot``: the window's place the request goes in (released once the body is read);
+    ``held``: the run's count of unstaged body bytes."""
     outcome = BatchOutcome(provider, todo.batch_id, "loaded", replace=todo.replace,
                                  listed_now=todo.listed_now)
     model = todo.model
@@ -62,9 +98,18 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
     body = ResultsBody()
     items: list[Any] = []
     store_body = ctx.settings.store_result_bodies
+    held = held if held is not None else HeldBytes()
+    unstaged = 0  # body bytes read since the last part was staged
+
+    def on_bytes(n: int) -> None:
+        nonlocal unstaged
+        unstaged += n
+        held.add(n)
 
     def flush(last: bool) -> None:
-        nonlocal model, may_retrieve
+        nonlocal model, may_retrieve, unstaged
+        held.give_back(unstaged)
+        unstaged = 0
         if not items:
             return
         first = outcome.lines + outcome.rejected_lines
@@ -90,9 +135,11 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
 
     try:
         with paused_gc():  # hundreds of thousands of small dicts, dropped part by part
-            for item in ctx.client.stream_results(provider, todo.batch_id, body):
+            for item in ctx.client.stream_results(provider, todo.batch_id, body, slot=slot,
+                                                  on_bytes=on_bytes):
                 items.append(item)
-                if len(items) >= PART_LINES:
+                if (len(items) >= PART_LINES or unstaged >= PART_BYTES
+                        or (held.over and unstaged >= MIN_PART_BYTES)):
                     flush(last=False)
             flush(last=True)
     except GatewayError as e:
@@ -111,6 +158,11 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
                                 "reason": f"results body unreadable: {outcome.error}",
                                 "payload": None}]
         return outcome
+    finally:
+        held.give_back(unstaged)
+        unstaged = 0
+        if slot is not None:
+            slot.release()  # already, unless the request never went out
     for pe in (body.extra_fields.get("parse_errors") or []):
         outcome.parse_errors += 1
         outcome.rejects.append({
@@ -137,156 +189,205 @@ def _lines_without_model(frame: pl.DataFrame) -> bool:
         (pl.col("model").is_null() & pl.col("input_tokens").is_not_null()).any()).item()
 
 
-def _retrieved(ctx: RunContext, provider: str, batch_id: str) -> Any:
-    """``GET /v1/batches/{id}``'s object, or None when the gateway does not give it."""
-    try:
-        return ctx.client.retrieve_batch(provider, batch_id)
-    except GatewayError:
-        return None
-
-
 def _model_by_retrieve(ctx: RunContext, provider: str, todo: PendingBatch
                        ) -> str | None:
     """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
     for a provider whose listing leaves it out; None when that does not say either (the
     lines that name no model then say so: "no model in the line…")."""
-    obj = _retrieved(ctx, provider, todo.batch_id)
+    obj = retrieved(ctx, provider, todo.batch_id, nested=True)
     extra = obj.get("extra_fields") if isinstance(obj, dict) else None
     model = extra.get("model_requested") if isinstance(extra, dict) else None
     return model if isinstance(model, str) and model else None
 
 
-@dataclass
-class _Suspects:
-    """404s that may say "no such route" rather than "no such results" (see _RouteWatch)."""
-
-    outcomes: list[BatchOutcome] = field(default_factory=list)
-    template: str | None = None
-
-
-class _RouteWatch:
-    """Tells a results route the gateway does not have from batches that have no results, so
-    that a missing route costs a few requests a run, not one per batch, and settles nothing.
-
-    - A 404 or 405 whose body is no Bifrost error body (a router's or proxy's own answer),
-      ``ROUTE_MISSING_AFTER`` times in a row: the gateway has no results route. Every
-      provider stops for this run.
-    - Bifrost-bodied 404s, ``SAME_404_AFTER`` batches of a provider in a row, with one message
-      (the batch id aside), for batches the gateway does know (this run's listing showed
-      them all, or one retrieve finds one) or naming the route itself ("Cannot GET
-      /v1/batches/…/results"): the gateway answers 404 for that provider's results whatever
-      the batch. It stops. Batches that are really gone (neither listed now nor found by id,
-      "batch … not found") are settled unavailable, each once.
-
-    Suspect outcomes wait here, unrecorded: if the pattern breaks (a batch loads, another
-    error), they were real and go to the load group; if it holds, they are dropped, so those
-    batches are asked again at a later run."""
-
-    ROUTE_MISSING_AFTER = 3
-    SAME_404_AFTER = 5
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self.missing: str | None = None  # the gateway-wide finding, one line
-        self.stopped: dict[str, str] = {}  # provider -> the finding, one line
-        self._plain = _Suspects()
-        self._same: dict[str, _Suspects] = {}
-
-    def stops(self, provider: str) -> bool:
-        return self.missing is not None or provider in self.stopped
-
-    def take(self, o: BatchOutcome) -> list[BatchOutcome]:
-        """The outcomes to record now (``o`` and suspects it clears), in order."""
-        if self.stops(o.provider):
-            return [] if o.route_suspect or o.same_suspect else [o]
-        if o.route_suspect:
-            self._plain.outcomes.append(o)
-            if len(self._plain.outcomes) >= self.ROUTE_MISSING_AFTER:
-                self.missing = (f"the gateway has no results route: GET /v1/batches/{{id}}/"
-                                f"results answered {o.status} without a Bifrost error body "
-                                f"for {len(self._plain.outcomes)} batches in a row "
-                                f"({o.error}); results are asked again at the next run")
-                self._plain.outcomes.clear()
-            return []
-        out = self._plain.outcomes
-        self._plain = _Suspects()
-        same = self._same.setdefault(o.provider, _Suspects())
-        if o.same_suspect:
-            template = (o.error or "").replace(o.batch_id, "{id}")
-            if same.template not in (None, template):
-                out, same.outcomes = out + same.outcomes, []
-            same.template = template
-            same.outcomes.append(o)
-            if len(same.outcomes) >= self.SAME_404_AFTER:
-                if (all(s.listed_now for s in same.outcomes) or "/results" in template
-                        or _retrieved(self.ctx, o.provider, o.batch_id) is not None):
-                    self.stopped[o.provider] = (
-                        f"the gateway answers 404 for {o.provider}'s results whatever the "
-                        f"batch ({len(same.outcomes)} in a row, of batches it knows: "
-                        f"{o.error}); results are asked again at the next run")
-                    same.outcomes = []
-                else:
-                    out, same.outcomes = out + same.outcomes, []
-            return out
-        out, same.outcomes, same.template = out + same.outcomes + [o], [], None
-        return out
-
-    def drain(self) -> list[BatchOutcome]:
-        """At the end: suspects that never made a pattern were real answers."""
-        out = self._plain.outcomes
-        for same in self._same.values():
-            out += same.outcomes
-        self._plain, self._same = _Suspects(), {}
-        return out
 
 
 PAGE_BATCHES = 2_000  # pending batches read from the database at a time
 RELEASE_ROWS = 50_000  # rows (lines and states) written between re-attaches of the file
 
 
-def run_results_stage(ctx: RunContext, results: dict[str, ProviderResult], *,
-                 batch_ids: list[str] | None = None, refetch: bool = False,
-                 budget_s: float | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
-    """Read and load the results of the finished batches of ``results``' providers, newest
-    finished first, until ``budget_s`` seconds have passed (default: settings'; 0: no limit);
-    what is left is the backlog, counted in each ``ProviderResult``. ``on_progress(done,
-    total)`` after each batch. See the module."""
+def run_results_stage(ctx: RunContext, feed: ProviderFeed, joined: dict[str, ProviderResult],
+                      *, batch_ids: list[str] | None = None, refetch: bool = False,
+                      budget_s: float | None = None,
+                      on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Read and load the results of the finished batches of the providers ``feed`` hands
+    over (those whose sync went well join, into ``joined``), newest finished first, until
+    ``budget_s`` seconds have passed since the first joined (default: settings'; 0: no
+    limit); what is left is the backlog, counted in each ``ProviderResult``. Returns once
+    every provider has ended and nothing is left to read. ``on_progress(done, total)`` after
+    each batch. See the module."""
     wh = ctx.warehouse
-    if not isinstance(wh, Warehouse) or not results:
+    if not isinstance(wh, Warehouse):
         return  # a remote worker: the flow process reads results after loading batches
+    drain = _Drain(ctx, wh, feed, joined, batch_ids=batch_ids, refetch=refetch,
+                   on_progress=on_progress)
+    if not drain.join(wait=True):
+        return  # no provider synced well: nothing to read
+    budget = ctx.settings.results_budget_s if budget_s is None else budget_s
     wh.release_merged()  # the batch stage's row groups, before results need the memory cap
-    with wh.memory_cap(RESULTS_MEMORY_LIMIT):
-        _run_results_stage(ctx, wh, results, batch_ids=batch_ids, refetch=refetch,
-                      budget_s=budget_s, on_progress=on_progress)
+    with contextlib.ExitStack() as drain.cap:
+        drain.run(time.monotonic() + budget if budget > 0 else None)
+        drain.report(budget)
 
 
-def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, ProviderResult], *,
-                  batch_ids: list[str] | None, refetch: bool, budget_s: float | None,
-                  on_progress: Callable[[int, int], None] | None) -> None:
-    settings = ctx.settings
-    budget = settings.results_budget_s if budget_s is None else budget_s
-    deadline = time.monotonic() + budget if budget > 0 else None
-    providers = list(results)
-    run_id, now = ctx.run_id, ctx.started_at
-    if not refetch:
-        for provider, n in settle_past_retention(
-                wh, providers, now=now, run_id=run_id, batch_ids=batch_ids).items():
-            if n:
-                results[provider].warnings.append(
-                    f"{n} batches past {provider}'s {RESULTS_RETENTION_DAYS[provider]}-day "
-                    "results retention settled as unavailable without a request")
-    total = sum(pending_batch_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
-                                     batch_ids=batch_ids).values()) if on_progress else 0
-    watch = _RouteWatch(ctx)
-    taken: dict[str, int] = dict.fromkeys(providers, 0)
-    limit = settings.results_limit
-    group: list[BatchOutcome] = []
-    lines = done = submitted = 0
+class _Drain:
+    """One run of the results stage: the providers joined, the batches asked and not yet
+    committed, the load group, and the stage's own start (one request at a time until an
+    answer says the route is there; see RouteWatch)."""
 
-    def record(o: BatchOutcome) -> None:
-        nonlocal lines
-        r = results[o.provider]
+    def __init__(self, ctx: RunContext, wh: Warehouse, feed: ProviderFeed,
+                 joined: dict[str, ProviderResult], *, batch_ids: list[str] | None,
+                 refetch: bool, on_progress: Callable[[int, int], None] | None) -> None:
+        self.ctx, self.wh, self.feed, self.joined = ctx, wh, feed, joined
+        self.batch_ids, self.refetch, self.on_progress = batch_ids, refetch, on_progress
+        self.watch = RouteWatch(ctx)
+        self.held = HeldBytes()
+        self.taken: dict[str, int] = {}
+        self.todo: deque[PendingBatch] = deque()
+        self.exhausted = False  # the last page held every pending batch of those joined
+        self.asked: set[tuple[str, str]] = set()  # asked, not committed: not asked again
+        self.running: dict[Future[BatchOutcome], Slot] = {}
+        self.group: list[BatchOutcome] = []
+        self.lines = self.done = self.submitted = self.total = 0
+        self.window = 1  # doubles per answer that is no suspect of a missing route
+        self.out_of_time = False
+        self.cap = contextlib.ExitStack()  # holds DuckDB's raised cap once every provider ended
+        self.cap_raised = False
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[None]:
+        """DuckDB's cap for the stage's statements: raised to RESULTS_MEMORY_LIMIT (the
+        settled batches' key index and the pending query need it) for the rest of the stage
+        once every provider has ended; before that, for each statement alone, the write
+        lock held, so the batch merges of providers still listing keep the sync's cap (raised
+        for the whole overlap, it cost 22 MB of peak RSS in a first sync of 100,000)."""
+        if not self.cap_raised and self.feed.complete:
+            self.cap.enter_context(self.wh.memory_cap(RESULTS_MEMORY_LIMIT))
+            self.cap_raised = True
+        if self.cap_raised:
+            yield
+            return
+        with self.wh.lock, self.wh.memory_cap(RESULTS_MEMORY_LIMIT):
+            yield
+
+    # -- providers joining ----------------------------------------------------------------
+    def join(self, *, wait: bool) -> bool:
+        """Take the providers that ended since the last call (``wait``: wait for one, unless
+        all have); True when one that synced well joined."""
+        ctx, wh = self.ctx, self.wh
+        new = [r for r in self.feed.take(wait=wait) if r.status == "ok"]
+        while wait and not new and not self.feed.complete:
+            new = [r for r in self.feed.take(wait=True) if r.status == "ok"]
+        for r in new:
+            self.joined[r.provider] = r
+            self.taken[r.provider] = 0
+            if not self.refetch:
+                with self._db():
+                    n = settle_past_retention(wh, [r.provider], now=ctx.started_at,
+                                              run_id=ctx.run_id,
+                                              batch_ids=self.batch_ids).get(r.provider, 0)
+                if n:
+                    r.warnings.append(
+                        f"{n} batches past {r.provider}'s "
+                        f"{RESULTS_RETENTION_DAYS[r.provider]}-day results retention "
+                        "settled as unavailable without a request")
+            if self.on_progress:
+                self.total += sum(self._pending_counts([r.provider]).values())
+        if new:  # the next page, read now, puts their newest batches in their place
+            self.todo.clear()
+            self.exhausted = False
+        return bool(new)
+
+    def _pending_counts(self, providers: list[str]) -> dict[str, int]:
+        ctx = self.ctx
+        with self._db():
+            return pending_batch_counts(self.wh, providers, refetch=self.refetch,
+                                        now=ctx.started_at, run_id=ctx.run_id,
+                                        batch_ids=self.batch_ids)
+
+    def _open_providers(self) -> list[str]:
+        limit = self.ctx.settings.results_limit
+        return [p for p in self.joined if not self.watch.stops(p)
+                and (limit is None or self.taken[p] < limit)]
+
+    def _refill(self) -> None:
+        """The next page of pending batches, less those asked and not yet committed."""
+        ctx = self.ctx
+        with self._db():
+            page = pending_batches(self.wh, self._open_providers(), refetch=self.refetch,
+                                   now=ctx.started_at, run_id=ctx.run_id,
+                                   batch_ids=self.batch_ids, limit=PAGE_BATCHES)
+        self.exhausted = len(page) < PAGE_BATCHES
+        self.todo = deque(t for t in page if (t.provider, t.batch_id) not in self.asked)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, deadline: float | None) -> None:
+        limit = self.ctx.client.limit
+        with ThreadPoolExecutor(max_workers=limit.maximum, thread_name_prefix="results") as pool:
+            try:
+                while True:
+                    self.join(wait=False)
+                    self._collect()
+                    if not self.todo and not self.exhausted and not self.out_of_time:
+                        self._refill()
+                    if self.todo and not self.out_of_time and len(self.running) < self.window:
+                        self._submit(pool, deadline)
+                    elif self.running:
+                        wait(self.running, return_when=FIRST_COMPLETED)
+                    else:
+                        self._settle()  # nothing in flight: every outcome is committed
+                        if not self.exhausted and not self.out_of_time:
+                            continue  # the next page
+                        if self.feed.complete and not self.join(wait=False):
+                            break
+                        self.join(wait=True)  # the next provider (its backlog is counted)
+            finally:
+                self._abandon()
+
+    def _submit(self, pool: ThreadPoolExecutor, deadline: float | None) -> None:
+        limit = self.ctx.client.limit
+        # The budget is checked before each batch but the first: every run settles at
+        # least one, so a backlog always shrinks.
+        left = None if deadline is None or not self.submitted else deadline - time.monotonic()
+        slot = None if left is not None and left <= 0 else limit.acquire(timeout=left)
+        if slot is None:
+            self.out_of_time = True
+            return
+        cap = self.ctx.settings.results_limit
+        while self.todo:
+            t = self.todo.popleft()
+            if self.watch.stops(t.provider) or (cap is not None and self.taken[t.provider] >= cap):
+                continue
+            self.taken[t.provider] += 1
+            self.submitted += 1
+            self.asked.add((t.provider, t.batch_id))
+            self.running[pool.submit(read_batch, self.wh, self.ctx, t.provider, t, slot,
+                                     self.held)] = slot
+            return
+        slot.release()
+
+    def _collect(self) -> None:
+        """Record the batches whose reading ended; commit once the group is full."""
+        for f in [f for f in self.running if f.done()]:
+            del self.running[f]
+            try:
+                outcome = f.result()
+            except BaseException:  # a reader crashed: the batches read whole are kept
+                with contextlib.suppress(Exception):
+                    self._commit()
+                raise
+            if not (outcome.route_suspect or outcome.same_suspect):
+                self.window = min(self.ctx.client.limit.maximum, self.window * 2)
+            for o in self.watch.take(outcome):
+                self._record(o)
+            self.done += 1
+            if self.on_progress:
+                self.on_progress(self.done, self.total)
+            if self.lines >= GROUP_LINES or len(self.group) >= GROUP_BATCHES:
+                self._commit()  # before the next outcome, which may be a crash's
+
+    def _record(self, o: BatchOutcome) -> None:
+        r = self.joined[o.provider]
         if o.state == "loaded":
             r.results_batches += 1
             r.result_lines += o.lines
@@ -294,95 +395,57 @@ def _run_results_stage(ctx: RunContext, wh: Warehouse, results: dict[str, Provid
                 r.warnings.append(f"results of {o.batch_id}: {o.error}")
         else:
             r.results_failed += 1
-        group.append(o)
-        lines += o.lines
+        self.group.append(o)
+        self.lines += o.lines
 
-    def commit() -> None:
-        nonlocal group, lines
-        if group:
-            load_results_group(wh, group, run_id=run_id, at=now_utc(), prices=ctx.prices)
-            # DuckDB keeps every written row group's state until the file is re-attached:
-            # a drain of 24,000 batches (120,000 lines) ran out of the 32MB cap without this
-            wh.wrote(lines + len(group))
-            wh.release_merged(RELEASE_ROWS)
-        group, lines = [], 0
+    def _commit(self) -> None:
+        wh = self.wh
+        if self.group:
+            with self._db():
+                load_results_group(wh, self.group, run_id=self.ctx.run_id, at=now_utc(),
+                                   prices=self.ctx.prices)
+                # DuckDB keeps every written row group's state until the file is
+                # re-attached: a drain of 24,000 batches (120,000 lines) ran out of the 32MB
+                # cap without this
+                wh.wrote(self.lines + len(self.group))
+                wh.release_merged(RELEASE_ROWS)
+            self.asked.difference_update((o.provider, o.batch_id) for o in self.group)
+        self.group, self.lines = [], 0
 
-    def open_providers() -> list[str]:
-        return [p for p in providers if not watch.stops(p)
-                and (limit is None or taken[p] < limit)]
+    def _settle(self) -> None:
+        """Nothing in flight: suspects that never made a pattern were real, and the group
+        commits."""
+        for o in self.watch.drain():
+            self._record(o)
+        self._commit()
 
-    ahead = max(1, settings.concurrency) * 2  # read ahead, bounded: memory stays flat
-    # Slow start: one batch in flight, twice as many after each answer that is no suspect
-    # of a missing route, so that a gateway without the route costs a few requests, not a
-    # window's worth.
-    window = 1
-    inflight: deque[Future[BatchOutcome]] = deque()
+    def _abandon(self) -> None:
+        """On the way out (after a failure, too): batches not started give their slots back,
+        staged parts that will not be loaded go."""
+        for f, slot in self.running.items():
+            if f.cancel():
+                slot.release()
+        for f in self.running:
+            if not f.cancelled():
+                with contextlib.suppress(Exception):
+                    f.result().remove()
+        for o in self.group:
+            o.remove()
 
-    def consume() -> None:
-        nonlocal done, window
-        outcome = inflight.popleft().result()
-        if not (outcome.route_suspect or outcome.same_suspect):
-            window = min(ahead, window * 2)
-        for o in watch.take(outcome):
-            record(o)
-        done += 1
-        if on_progress:
-            on_progress(done, total)
-
-    out_of_time = False
-    with ThreadPoolExecutor(max_workers=settings.concurrency,
-                            thread_name_prefix="results") as pool:
-        try:
-            while True:
-                todo = [] if out_of_time else pending_batches(
-                    wh, open_providers(), refetch=refetch, now=now, run_id=run_id,
-                    batch_ids=batch_ids, limit=PAGE_BATCHES)
-                if not todo and not inflight:
-                    break
-                for t in todo:
-                    # the budget is checked before each batch but the first: every run
-                    # settles at least one, so a backlog always shrinks
-                    if deadline is not None and submitted and time.monotonic() > deadline:
-                        out_of_time = True
-                        break
-                    if watch.stops(t.provider) or (limit is not None
-                                                    and taken[t.provider] >= limit):
-                        continue
-                    taken[t.provider] += 1
-                    submitted += 1
-                    inflight.append(pool.submit(read_batch, wh, ctx, t.provider, t))
-                    while len(inflight) >= window:
-                        consume()
-                        if lines >= GROUP_LINES or len(group) >= GROUP_BATCHES:
-                            commit()
-                while inflight:  # the page's last batches, then the page is committed
-                    consume()
-                for o in watch.drain():
-                    record(o)
-                commit()
-                if out_of_time or not todo:
-                    break
-        finally:
-            for f in inflight:
-                f.cancel()
-            for f in inflight:
-                if not f.cancelled():
-                    with contextlib.suppress(Exception):
-                        f.result().remove()
-            for o in group:  # after a failure: staged parts that will not be loaded
-                o.remove()
-    backlog = pending_batch_counts(wh, providers, refetch=refetch, now=now, run_id=run_id,
-                                   batch_ids=batch_ids) if (out_of_time or watch.missing or
-                                                            watch.stopped) else {}
-    for provider, r in results.items():
-        r.results_backlog = backlog.get(provider, 0)
-        finding = watch.missing or watch.stopped.get(provider)
-        if finding:
-            r.warnings.append(finding)
-        if r.results_backlog and out_of_time:
-            r.warnings.append(f"results budget of {budget:g} s spent: {r.results_backlog} "
-                              "finished batches wait for a later run (batchlake results "
-                              "reads them now)")
-        if r.results_failed:
-            r.warnings.append(f"{r.results_failed} finished batches' results could not be "
-                              "read (see batch_results_state)")
+    def report(self, budget: float) -> None:
+        """Each provider's backlog and warnings."""
+        watch = self.watch
+        backlog = (self._pending_counts(list(self.joined))
+                   if self.out_of_time or watch.missing or watch.stopped else {})
+        for provider, r in self.joined.items():
+            r.results_backlog = backlog.get(provider, 0)
+            finding = watch.missing or watch.stopped.get(provider)
+            if finding:
+                r.warnings.append(finding)
+            if r.results_backlog and self.out_of_time:
+                r.warnings.append(f"results budget of {budget:g} s spent: "
+                                  f"{r.results_backlog} finished batches wait for a later run "
+                                  "(batchlake results reads them now)")
+            if r.results_failed:
+                r.warnings.append(f"{r.results_failed} finished batches' results could not "
+                                  "be read (see batch_results_state)")

@@ -134,6 +134,47 @@ class RunContext:
             self.prices = PriceCache(self.settings)
 
 
+class ProviderFeed:
+    """The providers whose batch stage has ended (well or not), handed over in the order
+    they end: the results stage reads the results of a provider whose batches are committed
+    while slower providers still list."""
+
+    def __init__(self, expected: int) -> None:
+        self._cond = threading.Condition()
+        self._ready: list[ProviderResult] = []
+        self._expected = expected
+        self._ended = 0
+
+    @classmethod
+    def of(cls, results: list[ProviderResult]) -> ProviderFeed:
+        """A feed whose providers have all ended already."""
+        feed = cls(len(results))
+        for r in results:
+            feed.add(r)
+        return feed
+
+    def add(self, result: ProviderResult) -> None:
+        """``result``'s provider has ended; its batches are committed."""
+        with self._cond:
+            self._ready.append(result)
+            self._ended += 1
+            self._cond.notify_all()
+
+    def take(self, *, wait: bool = False) -> list[ProviderResult]:
+        """The providers that ended since the last take; ``wait``: wait for one, unless
+        every provider has ended."""
+        with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: bool(self._ready) or self._ended >= self._expected)
+            ready, self._ready = self._ready, []
+            return ready
+
+    @property
+    def complete(self) -> bool:
+        """Every provider has ended (some may not have been taken yet)."""
+        return self._ended >= self._expected
+
+
 class ProviderFailed(BatchlakeError):
     """A provider's sync failed (raised only when the caller wants retries, e.g. Prefect)."""
 

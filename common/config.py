@@ -60,6 +60,7 @@ ENV_NAMES: dict[str, str] = {
     "page_limit": "BATCHLAKE_PAGE_LIMIT",
     "chunk_size": "BATCHLAKE_CHUNK_SIZE",
     "concurrency": "BATCHLAKE_CONCURRENCY",
+    "max_inflight": "BATCHLAKE_MAX_INFLIGHT",
     "store_raw": "BATCHLAKE_STORE_RAW",
     "store_result_bodies": "BATCHLAKE_STORE_RESULT_BODIES",
     "results": "BATCHLAKE_RESULTS",
@@ -113,7 +114,11 @@ class ConfigValues(BaseSettings):
     chunk_size: int | None = Field(None, ge=1, validation_alias=AliasChoices(
         "chunk_size", ENV_NAMES["chunk_size"]))
     concurrency: int | None = Field(None, ge=1, le=256, validation_alias=AliasChoices(
-        "concurrency", ENV_NAMES["concurrency"]))
+        "concurrency", ENV_NAMES["concurrency"]),
+        description="Requests in flight at the start (the adaptive window's first size).")
+    max_inflight: int | None = Field(None, ge=1, le=256, validation_alias=AliasChoices(
+        "max_inflight", ENV_NAMES["max_inflight"]),
+        description="At most this many results/by-id requests in flight (1-256).")
     store_raw: bool | None = _f("store_raw", "Keep raw payloads (redacted).")
     store_result_bodies: bool | None = _f("store_result_bodies", "Keep result bodies.")
     results: bool | None = _f("results", "Read finished batches' results.")
@@ -178,6 +183,7 @@ class Resolved:
             "backoff_base_s": f"{s.backoff_base_s:g}", "timeout": f"{s.timeout_s:g}",
             "lock_timeout": f"{s.lock_timeout_s:g}", "page_limit": str(s.page_limit),
             "chunk_size": str(s.chunk_size), "concurrency": str(s.concurrency),
+            "max_inflight": str(s.max_inflight),
             "store_raw": str(s.store_raw).lower(),
             "store_result_bodies": str(s.store_result_bodies).lower(),
             "results": str(s.results).lower(),
@@ -283,7 +289,8 @@ def resolve(options: dict[str, Any] | None = None, *, config_file: str | None = 
 def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
     kw: dict[str, Any] = {}
     for name in ("prices", "prices_only", "max_retries", "backoff_base_s", "timeout",
-                 "lock_timeout", "page_limit", "chunk_size", "concurrency", "store_raw",
+                 "lock_timeout", "page_limit", "chunk_size", "concurrency", "max_inflight",
+                 "store_raw",
                  "store_result_bodies", "results", "results_limit", "results_budget",
                  "publish", "publish_storage_version", "db", "poll_interval"):
         value = getattr(v, name)

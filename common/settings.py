@@ -52,7 +52,15 @@ class Settings:
     max_retries: int = 5  # attempts after the first, for 429/5xx/connection faults
     backoff_base_s: float = 0.5  # first retry waits about this long, doubling, with jitter
     backoff_max_s: float = 30.0  # no single wait longer than this (Retry-After included)
-    concurrency: int = 8  # parallel by-id retrievals per provider
+    # Requests at once to the gateway's by-id and results routes (results bodies, by-id
+    # follow-ups, Bedrock model look-ups: one window per run, gateway/limiter.py): the
+    # window starts at `concurrency` and adapts to the answers (grows while they come back
+    # fast and clean, shrinks on 429, 5xx, resets and rising latency), between 1 and
+    # `max_inflight`. 64 reads ~100 results bodies a second from a gateway answering in
+    # 600 ms, CPU permitting; a gateway that caps downloads answers 429 past its cap, and
+    # the window settles below it. Listing pages (one per provider at a time) are apart.
+    concurrency: int = 8
+    max_inflight: int = 64
     verify_tls: bool = True
     store_raw: bool = False  # keep extra_fields.raw_request/raw_response (redacted)
     # Incremental: list down to this far below the watermark. One completion window (24h)

@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -39,6 +40,7 @@ from batchlake.pipeline import read_results, sync_provider
 from batchlake.publishing import publish_snapshot
 from batchlake.run import (
     ProviderFailed,
+    ProviderFeed,
     ProviderResult,
     RunContext,
     SyncReport,
@@ -52,6 +54,7 @@ MAX_OVERDUE_EVENTS = 100  # an automation needs a few events, not a flood
 _CONTEXTS: dict[str, RunContext] = {}
 _RESULTS: dict[str, dict[str, ProviderResult]] = {}
 _WAREHOUSES: dict[str, Warehouse] = {}
+_FEEDS: dict[str, ProviderFeed] = {}  # providers handed to the run's results task as they end
 _HANDOVER = threading.local()  # settings a CLI run passes in memory (never as parameters)
 
 
@@ -78,10 +81,9 @@ def sync_provider_task(run_id: str, provider: str, batch_ids: list[str] | None =
 @task(cache_policy=NO_CACHE, task_run_name="results")
 def results_task(run_id: str, batch_ids: list[str] | None = None) -> None:
     """Read the finished batches' results, newest first, within the results budget, for the
-    providers whose batches synced (batchlake/pipeline.py read_results)."""
-    ctx = _CONTEXTS[run_id]
-    results = _RESULTS[run_id]
-    read_results(ctx, [r for r in results.values() if r.status == "ok"], batch_ids=batch_ids)
+    providers whose batches synced, each once its provider task has ended (the flow hands
+    them over as they end: batchlake/pipeline.py read_results)."""
+    read_results(_CONTEXTS[run_id], _FEEDS[run_id], batch_ids=batch_ids)
 
 
 def _run_provider(run_id: str, provider: str, batch_ids: list[str] | None) -> str | None:
@@ -147,13 +149,7 @@ def sync_batches(
                 results = _run_distributed(ctx, provs, base_url or settings.base_url,
                                            batch_ids)
             else:
-                futures = [sync_provider_task.submit(run_id, p, batch_ids) for p in provs]
-                for f in futures:
-                    f.wait()
-                results = [_RESULTS[run_id].get(p) or _last_result(wh, run_id, p)
-                           for p in provs]
-                # once every provider's batches are committed: one coarse task
-                results_task(run_id, batch_ids)
+                results = _run_tasks(run_id, provs, batch_ids)
             overdue = rpt.overdue(wh.con)
             costs = run_costs(wh, run_id)
             report = SyncReport(run_id, started, results)
@@ -162,12 +158,36 @@ def sync_batches(
             _CONTEXTS.pop(run_id, None)
             _RESULTS.pop(run_id, None)
             _WAREHOUSES.pop(run_id, None)
+            _FEEDS.pop(run_id, None)
     _publish(report, overdue.to_dicts(), costs)
     if report.all_failed:
         raise BatchlakeError("every provider failed: " + "; ".join(
             f"{r.provider}: {r.error}" for r in report.failed))
     return {"run_id": run_id, "results": [r.as_row() for r in results],
             "overdue": len(overdue), "published": report.published}
+
+
+def _run_tasks(run_id: str, provs: tuple[str, ...], batch_ids: list[str] | None
+               ) -> list[ProviderResult]:
+    """One task per provider and one coarse results task beside them, which reads each
+    provider's results once its task has ended (retries included), while others list."""
+    feed = _FEEDS[run_id] = ProviderFeed(len(provs))
+    futures = {sync_provider_task.submit(run_id, p, batch_ids): p for p in provs}
+    reading = results_task.submit(run_id, batch_ids)
+    wh = _WAREHOUSES[run_id]
+    ended: dict[str, ProviderResult] = {}
+    try:
+        for f in as_completed(list(futures)):
+            p = futures[f]
+            ended[p] = _RESULTS[run_id].get(p) or _last_result(wh, run_id, p)
+            feed.add(ended[p])
+    finally:
+        for p in provs:  # the results task waits for every provider: each ends, whatever
+            if p not in ended:
+                feed.add(_last_result(wh, run_id, p))
+        reading.wait()
+    reading.result()  # a crash of the results stage fails the flow, as it always did
+    return [ended[p] for p in provs]
 
 
 def _run_distributed(ctx: RunContext, provs: tuple[str, ...], base_url: str,

@@ -1,7 +1,10 @@
 """HTTP access to a Bifrost gateway's batch API (httpx). Nothing else in batchlake speaks
 HTTP. What the other layers may use is ``__all__``."""
 
-from batchlake.gateway.client import GatewayClient, ListingReport, Page, parse_retry_after
+from batchlake.gateway.answers import parse_retry_after
+from batchlake.gateway.client import GatewayClient, ListingReport, Page
+from batchlake.gateway.limiter import AdaptiveLimit, LimitStats, Slot
 from batchlake.gateway.stream import ResultsBody
 
-__all__ = ["GatewayClient", "ListingReport", "Page", "ResultsBody", "parse_retry_after"]
+__all__ = ["AdaptiveLimit", "GatewayClient", "LimitStats", "ListingReport", "Page",
+           "ResultsBody", "Slot", "parse_retry_after"]

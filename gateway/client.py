@@ -16,32 +16,34 @@ and httpx's own transport, which honour it.
 from __future__ import annotations
 
 import base64
-import email.utils
 import functools
 import logging
 import random
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 
 from batchlake.common import (
-    GatewayAuthError,
-    GatewayBadRequest,
     GatewayBadResponse,
     GatewayError,
-    GatewayNotFound,
-    GatewayServerError,
     GatewayUnreachable,
     Settings,
     redact_url,
 )
+from batchlake.gateway.answers import (
+    Retryable,
+    raise_for_status,
+    transport_error,
+)
+from batchlake.gateway.limiter import AdaptiveLimit, Slot
 from batchlake.gateway.stream import BodyError, ResultsBody, iter_results
 from batchlake.gateway.transport import StdlibTransport
 from batchlake.transforms import (
@@ -54,18 +56,11 @@ from batchlake.transforms import (
 
 log = logging.getLogger("batchlake.gateway")
 _T = TypeVar("_T")
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_EMPTY_PAGES = 20  # consecutive empty pages with has_more before we call it a loop
 RESULTS_CHUNK = 1 << 18  # bytes read from a results body at a time
-
-
-class _Retryable(Exception):
-    """A failure worth another try; ``retry_after`` is the server's wish, in seconds."""
-
-    def __init__(self, error: GatewayError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
+# 429s a request waits out without using up a retry while the window shrinks (64 -> 1
+# takes 12 halvings at x0.7): a gateway that refuses every request still ends in errors.
+FREE_RETRIES = 12
 
 
 @dataclass
@@ -113,22 +108,6 @@ class ListingReport:
     complete: bool = False  # the listing reached its natural end (or the caller stopped it)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def _proxy_applies(base_url: str) -> bool:
     """Whether an environment proxy (HTTP_PROXY, ALL_PROXY…, less NO_PROXY) covers the
     gateway: requests then go through httpx.Client, which routes them by it."""
@@ -137,30 +116,6 @@ def _proxy_applies(base_url: str) -> bool:
     if not (proxies.get(url.scheme) or proxies.get("all")):
         return False
     return not urllib.request.proxy_bypass(url.hostname or "")
-
-
-def _is_bifrost_error(body: bytes) -> bool:
-    """Whether a body is Bifrost's error body (``{"is_bifrost_error": …, "error": {…}}``),
-    as its handlers answer, rather than a router's or a proxy's own page."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and ("is_bifrost_error" in data or
-                                       isinstance(data.get("error"), dict))
-
-
-def _bifrost_message(body: bytes) -> str:
-    """Bifrost's own error message from an error body, else a short excerpt."""
-    try:
-        data = orjson.loads(body)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    except orjson.JSONDecodeError:
-        pass
-    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
-    return text[:200] or "no message"
 
 
 class GatewayClient:
@@ -191,8 +146,9 @@ class GatewayClient:
         # Plain http needs no TLS context; building one loads the CA store (~16 ms per run,
         # 10% of an incremental sync). https always verifies unless --insecure.
         verify = settings.verify_tls and settings.base_url.startswith("https")
-        limits = httpx.Limits(max_connections=settings.concurrency + 4,
-                              max_keepalive_connections=settings.concurrency + 4)
+        # A connection per request in flight: the window's, and a listing per provider.
+        pool = settings.max_inflight + len(settings.providers) + 4
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         if transport is None and not _proxy_applies(settings.base_url):
             transport = StdlibTransport(verify=verify,
                                         max_idle=limits.max_keepalive_connections or 1)
@@ -207,6 +163,11 @@ class GatewayClient:
         self._base = str(self._http.base_url).rstrip("/")
         self._reached = False  # a connect error before any answer is a wrong URL, not a blip
         self._where = redact_url(settings.base_url)
+        # The window of by-id and results requests (gateway/limiter.py); no single pause
+        # longer than a retry's longest wait.
+        self.limit = AdaptiveLimit(initial=settings.concurrency,
+                                   maximum=max(1, settings.max_inflight),
+                                   max_pause_s=settings.backoff_max_s)
 
     def __enter__(self) -> GatewayClient:
         return self
@@ -218,7 +179,7 @@ class GatewayClient:
         self._http.close()
 
     # -- one request with retries ----------------------------------------------------------
-    def _delay(self, attempt: int, error: _Retryable) -> float:
+    def _delay(self, attempt: int, error: Retryable) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): the server's
         Retry-After where it sent one, else exponential backoff with jitter; capped."""
         s = self.settings
@@ -228,19 +189,55 @@ class GatewayClient:
         return random.uniform(backoff / 2, backoff)  # jitter: spread out retry storms
 
     def _with_retries(self, call: Callable[[], _T]) -> _T:
-        """``call()``, tried again on a ``_Retryable`` failure up to max_retries times; then
-        its GatewayError is raised. (A loop of our own: tenacity cost ~30 ms of import and
+        """``call()``, tried again on a ``Retryable`` failure up to max_retries times; then
+        its GatewayError is raised. A 429 the window took as its own fault (``free``: other
+        requests were in flight with it) is waited out and tried again without using up a
+        retry, at most FREE_RETRIES times: the window shrinks instead, so the two do not
+        multiply into a storm. (A loop of our own: tenacity cost ~30 ms of import and
         ~60 us a request, for what these lines do.)"""
-        attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+        counted = free = 0
+        while True:
             try:
                 return call()
-            except _Retryable as e:
-                if attempt == attempts:
+            except Retryable as e:
+                window_s = e.free and free < FREE_RETRIES
+                if window_s:
+                    free += 1
+                else:
+                    counted += 1
+                if counted > self.settings.max_retries:
                     raise e.error from None
-                log.warning("retrying after %s (attempt %d)", e, attempt)
-                time.sleep(self._delay(attempt, e))
-        raise AssertionError("unreachable")  # pragma: no cover
+                # the window's own 429s are its business, not a warning
+                log.log(logging.DEBUG if window_s else logging.WARNING,
+                        "retrying after %s (attempt %d)", e, counted + free)
+                time.sleep(self._delay(max(1, counted), e))
+
+    def _limited(self, route: str, send: Callable[[], _T], first: list[Slot],
+                 nested: bool = False) -> tuple[_T, Slot]:
+        """One attempt of a request under the window: ``send()`` in a slot (``first``'s,
+        for the first attempt, else a new one; ``nested``: let in at once, see
+        ``AdaptiveLimit.acquire_nested``), the window told what came back. Returns the
+        answer and its slot, to be released once the body is read; released here when the
+        attempt fails."""
+        slot = first.pop() if first else (
+            self.limit.acquire_nested() if nested else self.limit.acquire())
+        assert slot is not None  # acquire() without a timeout waits for one
+        sent = time.monotonic()
+        try:
+            answer = send()
+        except Retryable as e:
+            if e.status == 429:
+                e.free = slot.inflight > 1  # not alone: the window's doing, not the request's
+                slot.overloaded(e.retry_after)
+            else:  # 5xx, a reset, a timeout, a broken body
+                slot.failed()
+            slot.release()
+            raise
+        except BaseException:  # 4xx and the like say nothing about load
+            slot.release()
+            raise
+        slot.answered(route, time.monotonic() - sent)  # time to headers
+        return answer, slot
 
     def get_json(self, path: str, params: dict[str, Any],
                  decode: Callable[[bytes], Any] = orjson.loads) -> Any:
@@ -249,10 +246,12 @@ class GatewayClient:
         JSON."""
         return self._with_retries(lambda: self._get_once(path, params, decode))
 
-    def _open_stream(self, path: str, params: dict[str, Any]) -> httpx.Response:
-        """Send a GET whose body is read later, as a stream; the status is checked (and
-        transient faults retried) before any of the body is read."""
-        return self._with_retries(lambda: self._open_once(path, params))
+    def _open_stream(self, path: str, params: dict[str, Any], first: list[Slot]
+                     ) -> tuple[httpx.Response, Slot]:
+        """Send a GET whose body is read later, as a stream, under the window; the status is
+        checked (and transient faults retried) before any of the body is read."""
+        return self._with_retries(lambda: self._limited(
+            "results", lambda: self._open_once(path, params), first))
 
     def _open_once(self, path: str, params: dict[str, Any]) -> httpx.Response:
         request = self._http.build_request("GET", path, params=params)
@@ -269,22 +268,34 @@ class GatewayClient:
             body = b""
         finally:
             resp.close()
-        self._raise_for_status(resp.status_code, body, resp.headers.get("Retry-After"))
+        raise_for_status(resp.status_code, body, resp.headers.get("Retry-After"))
 
-    def stream_results(self, provider: str, batch_id: str, body: ResultsBody
-                       ) -> Iterator[Any]:
+    def stream_results(self, provider: str, batch_id: str, body: ResultsBody, *,
+                       slot: Slot | None = None,
+                       on_bytes: Callable[[int], None] | None = None) -> Iterator[Any]:
         """``GET /v1/batches/{id}/results?provider=…``: yield each results item as the body
         streams in (memory stays flat at any size); ``body`` gets the other fields. A body
         that breaks off or is not a results object raises ``GatewayBadResponse`` (after the
-        items before the break were yielded); the caller decides what they are worth."""
+        items before the break were yielded); the caller decides what they are worth.
+
+        The request holds a slot of the window until its body is read: ``slot``, one the
+        caller acquired (released here, whatever happens), else one this waits for.
+        ``on_bytes(n)``: after each read of ``n`` body bytes."""
         path = f"/v1/batches/{quote(batch_id, safe='')}/results"
-        resp = self._open_stream(path, {"provider": provider})
+        first = [slot] if slot is not None else []
+        try:
+            resp, held = self._open_stream(path, {"provider": provider}, first)
+        finally:
+            for unused in first:  # never sent: an error before the first attempt
+                unused.release()
         read = 0
 
         def chunks() -> Iterator[bytes]:
             nonlocal read
             for chunk in resp.iter_bytes(RESULTS_CHUNK):
                 read += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
                 yield chunk
 
         try:
@@ -298,6 +309,7 @@ class GatewayClient:
                                      payload=b"", unreadable=not e.cut) from None
         finally:
             resp.close()
+            held.release()
 
     def _get_once(self, path: str, params: dict[str, Any], decode: Callable[[bytes], Any]
                   ) -> Any:
@@ -322,74 +334,60 @@ class GatewayClient:
             try:
                 return decode(body)
             except orjson.JSONDecodeError as e:
-                raise _Retryable(GatewayBadResponse(
+                raise Retryable(GatewayBadResponse(
                     f"{what}: the gateway sent a body that is not JSON ({e})",
                     payload=body[:100_000])) from None
-        self._raise_for_status(status, body, resp.headers.get("Retry-After"))
+        raise_for_status(status, body, resp.headers.get("Retry-After"))
 
-    def _transport_error(self, e: httpx.HTTPError) -> _Retryable | GatewayUnreachable:
-        """An error before any answer: retryable, except a refused first connection (a wrong
-        URL is one clear line, not a minute of retries) and a certificate this machine does
-        not trust (it would fail every retry alike)."""
-        if isinstance(e, httpx.ConnectError) and "certificate verify failed" in str(e):
-            # Not a blip and not a wrong URL: the same certificate fails every retry.
-            reason = str(e).split("certificate verify failed", 1)[1].split("(_ssl")[0]
-            return GatewayUnreachable(
-                f"the gateway at {self._where} presented a TLS certificate this machine does "
-                f"not trust (certificate verify failed{reason.rstrip()}); set SSL_CERT_FILE "
-                "to the CA bundle that signed it, or pass --insecure to skip verification")
-        if isinstance(e, httpx.ConnectError):
-            err = GatewayUnreachable(
-                f"cannot reach the gateway at {self._where} ({type(e).__name__}); "
-                "check --base-url / BIFROST_BASE_URL and that the gateway is running")
-            return err if not self._reached else _Retryable(err)
-        if isinstance(e, httpx.TimeoutException):
-            return _Retryable(GatewayUnreachable(
-                f"the gateway at {self._where} timed out ({type(e).__name__}) after "
-                f"{self.settings.timeout_s:g}s; raise --timeout or check the gateway"))
-        return _Retryable(GatewayUnreachable(
-            f"the connection to {self._where} failed ({type(e).__name__}: {str(e)[:120]})"))
-
-    def _raise_for_status(self, status: int, body: bytes, retry_after: str | None
-                          ) -> NoReturn:
-        msg = _bifrost_message(body)
-        if status in RETRY_STATUSES:
-            raise _Retryable(
-                GatewayServerError(f"gateway answered {status}: {msg}", status=status),
-                parse_retry_after(retry_after))
-        if status in (401, 403):
-            raise GatewayAuthError(
-                f"gateway refused the credentials ({status}: {msg}); check --api-key / "
-                "BIFROST_API_KEY", status=status)
-        bifrost = _is_bifrost_error(body)
-        if status == 404:
-            raise GatewayNotFound(f"not found (404: {msg})", status=status,
-                                  bifrost_body=bifrost)
-        if status == 400:
-            raise GatewayBadRequest(f"gateway rejected the request (400: {msg})", status=400,
-                                    bifrost_body=bifrost)
-        raise GatewayError(f"gateway answered {status}: {msg}", status=status,
-                           bifrost_body=bifrost)
+    def _transport_error(self, e: httpx.HTTPError) -> Retryable | GatewayUnreachable:
+        return transport_error(e, where=self._where, reached=self._reached,
+                               timeout_s=self.settings.timeout_s)
 
     # -- the batch API ---------------------------------------------------------------------
-    def retrieve_batch(self, provider: str, batch_id: str) -> Any:
-        """``GET /v1/batches/{batch_id}?provider=…``; ids may hold '/' and ':'."""
-        return self.get_json(f"/v1/batches/{quote(batch_id, safe='')}", {"provider": provider})
+    def retrieve_batch(self, provider: str, batch_id: str, *, slot: Slot | None = None,
+                       nested: bool = False) -> Any:
+        """``GET /v1/batches/{batch_id}?provider=…`` under the window; ids may hold '/' and
+        ':'. ``slot``: one the caller acquired for the first attempt (released here);
+        ``nested``: asked on behalf of a request that holds a slot already (a Bedrock
+        batch's model, while its results body streams): let in at once, since waiting for
+        the window could wait for the caller's own slot."""
+        path = f"/v1/batches/{quote(batch_id, safe='')}"
+        first = [slot] if slot is not None else []
+
+        def attempt() -> tuple[Any, Slot]:
+            return self._limited("retrieve", lambda: self._get_once(
+                path, {"provider": provider}, orjson.loads), first, nested)
+
+        try:
+            obj, held = self._with_retries(attempt)
+        finally:
+            for unused in first:
+                unused.release()
+        held.release()  # the body is read: a retrieve's time is its answer's (a few KB)
+        return obj
 
     def retrieve_many(self, provider: str, batch_ids: Iterable[str]
                       ) -> Iterator[tuple[str, Any]]:
-        """Retrieve many batches with bounded concurrency; yields (id, object or
-        GatewayError) in input order."""
+        """Retrieve many batches, as many at once as the window lets in; yields (id, object
+        or GatewayError) in input order."""
 
-        def one(bid: str) -> tuple[str, Any]:
+        def one(bid: str, slot: Slot) -> tuple[str, Any]:
             try:
-                return bid, self.retrieve_batch(provider, bid)
+                return bid, self.retrieve_batch(provider, bid, slot=slot)
             except GatewayError as e:
                 return bid, e
 
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency,
+        running: deque[Future[tuple[str, Any]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.limit.maximum,
                                 thread_name_prefix=f"retrieve-{provider}") as pool:
-            yield from pool.map(one, batch_ids)
+            for bid in batch_ids:
+                while running and running[0].done():
+                    yield running.popleft().result()
+                slot = self.limit.acquire()  # the window decides how many run at once
+                assert slot is not None
+                running.append(pool.submit(one, bid, slot))
+            while running:
+                yield running.popleft().result()
 
     def list_pages(self, provider: str, *, report: ListingReport | None = None,
                    after: str | None = None, typed: bool = False) -> Iterator[Page]:

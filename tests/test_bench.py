@@ -47,3 +47,11 @@ def test_bench_overhead_prints_each_way_of_running_a_sync() -> None:
     for line in ("sync core (in process)", "batchlake sync, direct",
                  "batchlake sync, Prefect flow run"):
         assert line in out, out
+
+
+@pytest.mark.slow
+def test_bench_latency_prints_the_listing_floor_the_drains_and_the_targets() -> None:
+    out = bench("bench_latency.py", "--batches", "80", "--listing-batches", "200", "--no-sync")
+    for line in ("listing", "drain, cap 12", "the floor", "the 40/s target",
+                 "answered 429 (bound 10%)"):
+        assert line in out, out

@@ -12,6 +12,7 @@ import pytest
 
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
+from batchlake.results_route import RouteWatch
 from tests.conftest import rows, run_cli, settings_for
 from tests.results_fixtures import NOW, body, finished, history, results_requests
 
@@ -28,7 +29,7 @@ def test_a_missing_results_route_costs_a_few_requests_a_run_and_settles_nothing(
     r = rep.results[0]
     assert r.status == "ok"
     assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == 40  # the batches landed
-    assert results_requests(gw) == results_stage._RouteWatch.ROUTE_MISSING_AFTER
+    assert results_requests(gw) == RouteWatch.ROUTE_MISSING_AFTER
     assert states(db_path) == {}  # nothing settled: asked again at a later run
     assert r.results_backlog == 40
     (warning,) = [w for w in r.warnings if "no results route" in w]
@@ -36,7 +37,7 @@ def test_a_missing_results_route_costs_a_few_requests_a_run_and_settles_nothing(
     assert rows(db_path, "SELECT results_backlog FROM sync_runs")[0][0] == 40
     # the next run asks again, a few requests; once the gateway has the route, all load
     sync(settings)
-    assert results_requests(gw) == 2 * results_stage._RouteWatch.ROUTE_MISSING_AFTER
+    assert results_requests(gw) == 2 * RouteWatch.ROUTE_MISSING_AFTER
     gw.results_route = "ok"
     rep = sync(settings_for(gw, db_path, results_budget_s=0))
     assert rep.results[0].results_batches == 40 and rep.results[0].results_backlog == 0
@@ -50,12 +51,12 @@ def test_one_bifrost_404_for_every_batch_the_gateway_knows_is_the_route_not_the_
     settings = settings_for(gw, db_path)
     rep = sync(settings)
     r = rep.results[0]
-    assert results_requests(gw) == results_stage._RouteWatch.SAME_404_AFTER
+    assert results_requests(gw) == RouteWatch.SAME_404_AFTER
     assert states(db_path) == {} and r.results_backlog == 20
     assert any("404 for openai's results whatever the batch" in w for w in r.warnings)
     # a later run, whose listing no longer shows them: still the route, still nothing settled
     rep = sync(settings)
-    assert results_requests(gw) == 2 * results_stage._RouteWatch.SAME_404_AFTER
+    assert results_requests(gw) == 2 * RouteWatch.SAME_404_AFTER
     assert states(db_path) == {} and rep.results[0].results_backlog == 20
 
 
