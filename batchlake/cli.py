@@ -544,8 +544,8 @@ def _usage_error(e: Exception, args: list[str]) -> NoReturn:
     message = e.format_message() if hasattr(e, "format_message") else str(e)
     command = next((a for a in args if not a.startswith("-")), None)
     hint = f"batchlake {command} --help" if command in _command_names() else "batchlake --help"
-    err.print(f"error: {' '.join(message.split()).rstrip('.')}; see {hint}", style="red", highlight=False,
-              markup=False, soft_wrap=True)
+    line = f"error: {' '.join(message.split()).rstrip('.')}; see {hint}"
+    err.print(line, style="red", highlight=False, markup=False, soft_wrap=True)
     code = getattr(e, "exit_code", 2)
     sys.exit(code if isinstance(code, int) else 2)
 
