@@ -152,6 +152,12 @@ def sync(
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
+    inputs: Annotated[bool, typer.Option(
+        "--inputs/--no-inputs", help="Also read finished batches' input files into "
+        "batch_requests (model, max_tokens, sizes, hashes; see v_request_outcomes).")] = False,
+    store_request_bodies: Annotated[bool, typer.Option(
+        "--store-request-bodies", help="With --inputs: keep each request's body (redacted); "
+        "by default prompts, your users' data, are not stored.")] = False,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB; print a line per provider (listed,
     new, changed, rejected, results read, backlog left, seconds), its warnings, and one line
@@ -171,7 +177,8 @@ def sync(
             publish=publish, publish_storage_version=publish_storage_version,
             results=results, results_limit=results_limit, results_budget=results_budget,
             prices=prices, prices_only=prices_only, store_result_bodies=store_result_bodies,
-            config=_CONFIG["file"], on_progress=progress)
+            config=_CONFIG["file"], on_progress=progress, inputs=inputs,
+            store_request_bodies=store_request_bodies)
     if fmt == "json":
         print_json(rep.as_json(time.monotonic() - started))
     elif not quiet:
@@ -496,6 +503,86 @@ def serve(
                       publish_path=publish, publish_storage_version=publish_storage_version)
 
 
+@app.command("retry")
+def retry_cmd(
+    provider: Annotated[str, typer.Option(help="The provider whose failed requests to retry.")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Folder for the retry files (created; an earlier run's files in it, "
+        "named by its retry-manifest.json, are replaced).")],
+    batch: Annotated[list[str] | None, typer.Option(
+        "--batch", help="Only this batch (with its chain of retries); repeat for more.",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only batches created in the last 7d / 24h / 30m.")] = None,
+    error_code: Annotated[str | None, typer.Option(
+        help="Only requests that failed with this error code (e.g. overloaded_error, "
+        "batch_expired) or for this reason (errored, expired, canceled, no_result_line, "
+        "batch_failed).")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--inputs", help="FILE…: your own input files, joined by custom_id where the gateway "
+        "cannot return a batch's input (Anthropic always; any provider whose file route "
+        "fails).", show_default=False)] = None,
+    submit: Annotated[bool, typer.Option(
+        "--submit", help="Upload each file and create its batch through the gateway (without "
+        "it, nothing is written to the gateway).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Offer (and submit) again requests already submitted in retry "
+        "batches that have not finished.")] = False,
+    role_arn: Annotated[str | None, typer.Option(
+        help="Bedrock --submit: the IAM role the job runs as (else the gateway key's).")
+    ] = None,
+    output_s3_uri: Annotated[str | None, typer.Option(
+        help="Bedrock --submit: where the job writes its output (s3://bucket/prefix/).")
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    db: DbOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text (a summary) or json (every figure).")] = "text",
+) -> None:
+    """Write every request of the selected finished batches that did not succeed (errored,
+    expired, cancelled, or never answered) into ready-to-submit batch input files, in the
+    provider's own format; print them by reason and by source batch, with the estimated
+    cost at batch rates. --submit also creates the batches.
+
+    Example: batchlake retry --provider openai --since 7d --out retry/
+
+    Example: batchlake retry --provider anthropic --inputs sent.jsonl --out retry/ --submit
+    """
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use text or json")
+    from batchlake.cli_render import print_retry_event, print_retry_report
+    from batchlake.retrying import retry
+
+    rep = retry(provider, out=out, batch=batch, since=since, error_code=error_code,
+                inputs=inputs, submit=submit, force=force, role_arn=role_arn,
+                output_s3_uri=output_s3_uri, base_url=base_url, db=db, api_key=api_key,
+                api_key_header=api_key_header, lock_timeout=lock_timeout,
+                config=_CONFIG["file"], on_event=print_retry_event)
+    print_retry_report(rep, fmt)
+
+
+def spread_inputs(args: list[str]) -> list[str]:
+    """``retry --inputs a.jsonl b.jsonl`` as click reads it: ``--inputs`` before each file
+    (an option takes one value; the files a shell glob gives come as several)."""
+    if "retry" not in args[:3] or "--inputs" not in args:
+        return args
+    out: list[str] = []
+    taking = False
+    for a in args:
+        if a == "--inputs":
+            taking = True
+            continue
+        if taking and not a.startswith("-"):
+            out += ["--inputs", a]
+            continue
+        taking = False
+        out.append(a)
+    return out
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: expected errors become one line and an exit code. ``args``: the command
     line without the program name (default: ``sys.argv[1:]``)."""
@@ -505,7 +592,8 @@ def main(args: list[str] | None = None) -> None:
                         level=level or logging.WARNING)
     logging.getLogger("batchlake").setLevel(level or logging.ERROR)
     try:
-        rv = app(args=args, prog_name="batchlake", standalone_mode=False)
+        rv = app(args=spread_inputs(sys.argv[1:] if args is None else args),
+                 prog_name="batchlake", standalone_mode=False)
     except BatchlakeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import polars as pl
+
+from batchlake.transforms.redact import redact
+from batchlake.transforms.schema import BATCH_REQUESTS
 
 # The input format each provider's batches take.
 FORMATS: dict[str, str] = {"openai": "openai", "azure": "openai", "anthropic": "anthropic",
@@ -298,3 +302,23 @@ def offer(attempt: Attempt | None, *, root: str, root_failed: bool, force: bool,
     if error_code is not None and error_code not in (chosen[1], chosen[2]):
         return None
     return chosen
+
+
+def request_rows(provider: str, batch_id: str, requests: list[InputRequest], *,
+                 store_body: bool) -> pl.DataFrame:
+    """Input requests as ``batch_requests`` rows (without run_id): what was asked, the
+    body itself only when ``store_body`` (redacted: prompts are users' data)."""
+    rows = [{"provider": provider, "batch_id": batch_id, "line": r.line,
+             "custom_id": r.custom_id, "endpoint": r.endpoint, "model": r.model,
+             "max_tokens": r.max_tokens, "temperature": r.temperature,
+             "body_bytes": r.body_bytes, "body_hash": r.body_hash,
+             "body": _stored_body(provider, r) if store_body else None} for r in requests]
+    schema = {k: v for k, v in BATCH_REQUESTS.polars_schema().items() if k != "run_id"}
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
+        schema=schema)
+
+
+def _stored_body(provider: str, request: InputRequest) -> str:
+    obj = _loads(request.raw)
+    fmt = line_format(obj) or FORMATS.get(provider, "openai")
+    return _dumps(redact(obj.get(_KEYS[fmt][1]))).decode()

@@ -10,6 +10,7 @@ from batchlake.warehouse.db import (
     reading,
 )
 from batchlake.warehouse.export import export_parquet
+from batchlake.warehouse.inputs_store import PendingInput, pending_inputs, store_inputs
 from batchlake.warehouse.load import ChunkCounts, Warehouse
 from batchlake.warehouse.publish import check_storage_version, check_target
 from batchlake.warehouse.results_store import (
@@ -47,6 +48,7 @@ __all__ = [
     "CostMeans",
     "OnWait",
     "PendingBatch",
+    "PendingInput",
     "StoredBatch",
     "Warehouse",
     "check_storage_version",
@@ -60,6 +62,7 @@ __all__ = [
     "migrate",
     "pending_batch_counts",
     "pending_batches",
+    "pending_inputs",
     "query_frame",
     "reading",
     "record_retry_run",
@@ -70,6 +73,7 @@ __all__ = [
     "selected_batches",
     "set_submit_state",
     "settle_past_retention",
+    "store_inputs",
     "stored_batches",
     "submitted_in_flight",
     "tree_attempts",

@@ -165,7 +165,7 @@ def record_retry_run(con: duckdb.DuckDBPyConnection, provider: str, roots: list[
         RETRY_REQUESTS.polars_schema())  # type: ignore[arg-type]
     with _transaction(con):
         for stmt in sql.statements(_read("forget_written")):
-            con.execute(stmt, {"provider": provider, "roots": roots})
+            con.execute(stmt, {"provider": provider, "roots": roots})  # both use both
         con.register("incoming_retry_files", ArrowStream(files_frame))
         con.register("incoming_retry_requests", ArrowStream(req_frame))
         try:
