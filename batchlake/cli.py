@@ -321,6 +321,12 @@ def gateway(
     big_batch: Annotated[int, typer.Option(
         help="Also serve one finished OpenAI batch with this many requests (results "
              "benchmark; 0: none).")] = 0,
+    big_input_padding: Annotated[int, typer.Option(
+        help="Characters more in each prompt of the big batch's input file (retry "
+             "benchmark: 4000 makes 50,000 requests a ~200 MB file).")] = 0,
+    gemini_file_content: Annotated[bool, typer.Option(
+        "--gemini-file-content", help="Serve Gemini input files (a newer or direct gateway; "
+        "Bifrost answers 500).")] = False,
     results_encoding: Annotated[str, typer.Option(
         help="How results bodies are written: go (Bifrost's encoder: HTML-escaped, final "
              "newline), raw, ascii (every non-ASCII character escaped) or indented.")] = "go",
@@ -342,12 +348,15 @@ def gateway(
                     future_share=future_share, providers=parse_providers(providers),
                     history_s=int(history_days * 86400), metadata_keys=metadata_keys,
                     wild=wild, results_max_lines=results_max_lines or None,
-                    results_encoding=results_encoding, results_route=results_route)
+                    results_encoding=results_encoding, results_route=results_route,
+                    gemini_file_content=gemini_file_content)
     if results_route not in ("ok", "missing", "bifrost-404", "list-only"):
         raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing, "
                           "bifrost-404 or list-only")
     if big_batch:
-        gw.add_big_batch(big_batch)
+        big = gw.add_big_batch(big_batch)
+        if big_input_padding:
+            gw.files.input_padding[big.id] = big_input_padding
     try:
         gw.serve_forever(port=port, on_ready=lambda url: err.print(
             f"simulated gateway on {url} ({batches} batches)", highlight=False))

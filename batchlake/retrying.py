@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,13 @@ from batchlake.transforms import (
     retry_line,
     split_lines,
 )
-from batchlake.warehouse import reading, record_retry_run, retry_writer, tree_attempts
+from batchlake.warehouse import (
+    StoredBatch,
+    reading,
+    record_retry_run,
+    retry_writer,
+    tree_attempts,
+)
 
 OnEvent = Callable[[str], None]
 _REQUEST_COLUMNS = {"source_batch_id": pl.String, "root_batch_id": pl.String,
@@ -232,6 +238,8 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
                           "one) with --submit")
     out_dir = prepare_out_dir(out)
     say = on_event or (lambda _m: None)
+    with reading(settings.db_path, lock_timeout_s=settings.lock_timeout_s):
+        pass  # the database exists: a retry never creates one
     with retry_writer(settings.db_path, lock_timeout_s=settings.lock_timeout_s):
         pass  # the retry tables exist (a file synced by an older batchlake gains them)
     with reading(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as con:
@@ -248,15 +256,15 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
     _note_in_flight(run, submit)
     requests = pl.DataFrame(run.rows, schema=_REQUEST_COLUMNS, orient="row")
     report = RetryReport(run_id, p, str(out_dir), [], requests, run.notes)
-    if not run.rows:
+    if not run.rows and submit and run.totals["in_flight"] and not force:
         run.writer.abort()
-        if submit and run.totals["in_flight"] and not force:
-            raise BatchlakeError(
-                f"these {run.totals['in_flight']:,} failures were submitted already, in retry "
-                "batches that have not finished: not submitted again (pass --force to submit "
-                "them once more)")
+        raise BatchlakeError(
+            f"these {run.totals['in_flight']:,} failures were submitted already, in retry "
+            "batches that have not finished: not submitted again (pass --force to submit "
+            "them once more)")
+    report.files = run.writer.commit()  # an empty run too: the folder holds this run's files
+    if not run.rows:
         return report
-    report.files = run.writer.commit()
     _record(run, report, settings.db_path, settings.lock_timeout_s)
     if submit:
         from batchlake.retry_submit import submit_files
@@ -285,6 +293,8 @@ def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: f
                                error_code=run.error_code):
                 run.totals["in_flight"] += flying
                 continue
+            if p == "bedrock" and chain.root.model is None:
+                chain.root = replace(chain.root, model=_model_by_retrieve(client, chain.root))
             job = _ChainJob(chain, attempts, whole_input=True)
             root = chain.root
             dest = tmp / "input.jsonl"
@@ -311,6 +321,18 @@ def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: f
             _read_user_inputs(run, from_user, user_inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _model_by_retrieve(client: FilesClient, root: StoredBatch) -> str | None:
+    """A Bedrock batch's model, which its listing does not name (a job is one model: the
+    files and the new job need it): ``GET /v1/batches/{id}`` once."""
+    try:
+        obj = client.retrieve_batch("bedrock", root.batch_id)
+    except GatewayError:
+        return None
+    extra = obj.get("extra_fields") if isinstance(obj, dict) else None
+    model = extra.get("model_requested") if isinstance(extra, dict) else None
+    return model if isinstance(model, str) and model else None
 
 
 def _gateway_input(client: FilesClient, provider: str, batch_id: str, file_id: str | None,

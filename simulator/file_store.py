@@ -92,8 +92,8 @@ class FileStore:
         """A population batch's input file (simulator/input_files.py)."""
         body = self._big.get(plan.id)
         if body is None:
-            body = input_body(plan, gw.results_max_lines,
-                              padding=self.input_padding.get(plan.id, 0))
+            lines = None if plan.id in gw.uncapped else gw.results_max_lines
+            body = input_body(plan, lines, padding=self.input_padding.get(plan.id, 0))
             if len(body) > _BIG_CACHE:
                 self._big[plan.id] = body
         return body

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from batchlake.simulator import files_routes
+from batchlake.simulator.file_store import FileStore
 from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
 from batchlake.simulator.result_bodies import has_results, results_body
 
@@ -92,8 +94,12 @@ class SimGateway:
         results_max_lines: int | None = 40,
         results_encoding: str = "go",
         results_route: str = "ok",
+        gemini_file_content: bool = False,
     ) -> None:
         self.now = int(time.time()) if now is None else now
+        # Input files, uploads and batch creation (simulator/file_store.py): Gemini's content
+        # download answers Bifrost's 500 unless gemini_file_content (a newer gateway)
+        self.files = FileStore(gemini_file_content=gemini_file_content)
         self.api_key = api_key
         self.providers = providers
         self.auto_advance_s = auto_advance_s
@@ -327,6 +333,16 @@ class SimGateway:
                 elif url.path == "/_sim/faults":
                     gw.faults = [Fault(**f) for f in orjson.loads(body or b"[]")]
                     self._send(200, orjson.dumps([asdict(f) for f in gw.faults]))
+                elif url.path in ("/v1/files", "/v1/batches"):
+                    name = "file_upload" if url.path == "/v1/files" else "batch_create"
+                    with gw._lock:
+                        gw.requests[(name, q.get("provider", [""])[0])] += 1
+                    if not self._authorized():
+                        self._send(401, _error_body(401, "Invalid API key provided"))
+                    elif name == "file_upload":
+                        files_routes.file_upload(_Wire(self, gw, q, body))
+                    else:
+                        files_routes.batch_create(_Wire(self, gw, q, body))
                 else:
                     self._send(404, _error_body(404, "not found", False))
 
@@ -340,6 +356,18 @@ class SimGateway:
                     return
                 if url.path == "/health":
                     self._send(200, b'{"status":"ok"}')
+                    return
+                if url.path.startswith("/v1/files/") and url.path.endswith("/content"):
+                    with gw._lock:
+                        gw.requests[("file_content", provider or "")] += 1
+                    if not self._authorized():
+                        self._send(401, _error_body(401, "Invalid API key provided"))
+                    elif not provider:
+                        self._send(400, _error_body(400, "provider query parameter is required",
+                                                    False))
+                    else:
+                        files_routes.file_content(_Wire(self, gw, q, b""),
+                                                  url.path[len("/v1/files/"):-len("/content")])
                     return
                 if url.path == "/v1/batches":
                     endpoint = "list"
@@ -513,3 +541,47 @@ class SimGateway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Wire:
+    """A request as simulator/files_routes.py's routes see it."""
+
+    def __init__(self, handler: Any, gw: SimGateway, query: dict[str, list[str]], body: bytes
+                 ) -> None:
+        self.handler, self.gateway, self.query, self.body = handler, gw, query, body
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def header(self, name: str) -> str | None:
+        value = self.handler.headers.get(name)
+        return str(value) if value is not None else None
+
+    def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.handler._send(status, body, content_type=content_type)
+
+    def begin(self, status: int, length: int, content_type: str = "application/json") -> None:
+        h = self.handler
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(length))
+        h.end_headers()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.handler.wfile.write(data)
+
+    def reset(self) -> None:
+        self.handler.close_connection = True
+        self.handler.wfile.flush()
+        self.handler.connection.shutdown(2)
+
+    def close_after(self) -> None:
+        self.handler.close_connection = True
+
+    def fault(self, provider: str, endpoint: str) -> bool:
+        return bool(self.handler._fault(provider, endpoint))
+
+    def broken(self, provider: str, endpoint: str) -> str | None:
+        f = self.gateway._take_fault(provider, endpoint, {"reset", "truncated"})
+        return f.kind if f is not None else None
