@@ -192,7 +192,8 @@ def _lines(chunks: Iterable[bytes], job_of: Callable[[InputRequest], _ChainJob |
     for i, raw in enumerate(split_lines(chunks)):
         try:
             req = parse_input_line(provider, raw, i, batch_model=root.model if root else None,
-                                   batch_endpoint=root.endpoint if root else None)
+                                   batch_endpoint=root.endpoint if root else None,
+                                   measure=False)
         except InputLineError:
             counts["unreadable"] += 1
             continue

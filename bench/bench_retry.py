@@ -1,5 +1,6 @@
 """Retry's memory and speed on a large input file: one finished batch of N requests whose
-input file is ~200 MB (N = 50,000 requests of ~4 KB, OpenAI's largest batch file).
+input file is ~200 MB (N = 50,000 requests of ~4 KB, OpenAI's largest batch file: prompts
+padded by 2,600 characters, some lines \\u-escaped as Python writes them).
 
 Starts the simulated gateway (its own process) serving that batch (its results body
 uncapped, a share of its requests failed or never answered), syncs it with its results, then
@@ -13,7 +14,7 @@ runs, each as a whole fresh process (imports included):
 and prints the input's size, the requests written, wall time, peak RSS (the process's own
 VmHWM) against the 300 MB target, and the ratios.
 
-    python bench/bench_retry.py --requests 50000 --padding 4000
+    python bench/bench_retry.py --requests 50000 --padding 2600
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run(name: str, code: str, args: list[str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=50_000)
-    ap.add_argument("--padding", type=int, default=4000, help="characters more per prompt")
+    ap.add_argument("--padding", type=int, default=2600, help="characters more per prompt")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each, alternating")
     args = ap.parse_args()
     proc, url = start_gateway(0, "openai", "--big-batch", str(args.requests),

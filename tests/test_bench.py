@@ -47,3 +47,9 @@ def test_bench_overhead_prints_each_way_of_running_a_sync() -> None:
     for line in ("sync core (in process)", "batchlake sync, direct",
                  "batchlake sync, Prefect flow run"):
         assert line in out, out
+
+
+@pytest.mark.slow
+def test_bench_retry_prints_peak_memory_against_the_target_and_the_baseline() -> None:
+    out = bench("bench_retry.py", "--requests", "300", "--padding", "100", "--repeat", "1")
+    assert "peak RSS" in out and "the 300 MB target" in out and "vs fetch+load" in out, out

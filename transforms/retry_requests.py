@@ -120,9 +120,10 @@ def line_format(obj: Mapping[str, Any]) -> str | None:
 
 
 def parse_input_line(provider: str, raw: bytes, line: int, *, batch_model: str | None = None,
-                     batch_endpoint: str | None = None) -> InputRequest:
+                     batch_endpoint: str | None = None, measure: bool = True) -> InputRequest:
     """One input line as a request of ``provider``'s batches; raise ``InputLineError`` for a
-    line that is not one (not JSON, not an object, another format, no key)."""
+    line that is not one (not JSON, not an object, another format, no key). ``measure``:
+    also the body's size and hash (the analytics'; a retry needs neither)."""
     try:
         obj = _loads(raw)
     except ValueError as e:
@@ -161,6 +162,8 @@ def parse_input_line(provider: str, raw: bytes, line: int, *, batch_model: str |
     temperature = _num(_first(body, "temperature"))
     if temperature is None:
         temperature = _num(_first(gen, "temperature"))
+    if not measure:
+        return InputRequest(key, raw, line, endpoint, model, max_tokens, temperature, 0, "")
     canonical = _dumps(body, sort=True)
     return InputRequest(key, raw, line, endpoint, model, max_tokens, temperature,
                         len(_dumps(body)), hashlib.sha256(canonical).hexdigest())
