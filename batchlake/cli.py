@@ -384,17 +384,29 @@ def demo(
     Example: batchlake demo --db data/batchlake.duckdb
     """
     from batchlake.demo import run_demo
+    from batchlake.retrying import RetryReport, retry
 
     path = _db(db)
     started = time.monotonic()
+    retried: list[RetryReport] = []
+    retry_out = str(Path(path).parent / "retry")
+
+    def retry_openai(url: str) -> None:  # the demo's last word: what failed, ready to resend
+        retried.append(retry("openai", out=retry_out, db=path, base_url=url, since="24h"))
+
     first, second = run_demo(path, batches=batches, seed=seed, prefect=prefect,
-                             on_wait=on_wait)
+                             on_wait=on_wait, then=retry_openai)
     print_sync_report(first, time.monotonic() - started)
     out.print(f"second sync, 3 hours later (now): "
               f"{sum(r.counts.updated for r in second.results)} batches changed, "
               f"{sum(r.counts.inserted for r in second.results)} new, "
               f"{sum(r.refetched for r in second.results)} followed by id", highlight=False)
     print_report(commands.report(db=path, on_wait=on_wait), "table")
+    from batchlake.cli_render import print_retry_report
+
+    out.print("\nbatchlake retry --provider openai --since 24h --out " + retry_out,
+              highlight=False, markup=False)
+    print_retry_report(retried[0], "text")
     out.print(f"\nDatabase: {path}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
               f"--db {path}", highlight=False)
 

@@ -215,6 +215,9 @@ def print_retry_event(message: str) -> None:
     out.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
+RETRY_ROWS = 10  # source batches and files listed in the text summary (JSON lists all)
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} KB"
 
@@ -236,11 +239,17 @@ def print_retry_report(rep: RetryReport, fmt: str) -> None:
         say(f"retry {rep.run_id}: {rep.total:,} {rep.provider} requests that did not succeed, "
             f"in {len(rep.files)} file(s) in {rep.out_dir}")
         print_frame(rep.by_reason(), "table", title="by reason")
-        print_frame(rep.by_source(), "table", title="by source batch")
-        for f in rep.files:
+        sources = rep.by_source()
+        shown = sources.head(RETRY_ROWS)
+        print_frame(shown, "table", title="by source batch" + (
+            f" ({shown.height} of {sources.height}; --format json lists each)"
+            if sources.height > shown.height else ""))
+        for f in rep.files[:RETRY_ROWS]:
             made = f" -> batch {f.retry_batch_id}" if f.retry_batch_id else ""
-            say(f"  {f.name}: {f.requests:,} requests, {_size(f.bytes)}, model "
-                f"{f.model or 'mixed'}, endpoint {f.endpoint or '-'}{made}")
+            say(f"  {f.name}: {f.requests:,} requests, {_size(f.bytes)}{made}")
+        if len(rep.files) > RETRY_ROWS:
+            say(f"  … and {len(rep.files) - RETRY_ROWS} more files (retry-manifest.json in "
+                f"{rep.out_dir} names each)")
         cost = rep.estimated_cost_usd
         priced = ("no stored cost to estimate from" if cost is None else
                   f"about ${cost:,.4f} at batch rates")

@@ -34,8 +34,21 @@ class Chain:
     depths: dict[str, int]  # batch (or in-doubt submit) -> depth; the root 0
     settled: dict[str, str]  # batch -> loaded | failed | waiting | in_flight
 
-    def tree(self) -> list[tuple[str, int, str]]:
-        return [(b, d, self.settled[b]) for b, d in self.depths.items()]
+    def tree(self) -> list[tuple[str, str, int, str]]:
+        return [(self.root.batch_id, b, d, self.settled[b]) for b, d in self.depths.items()]
+
+    @property
+    def clean(self) -> bool:
+        """A lone batch whose every request has a succeeded line, as its counts say: nothing
+        to retry, no need to look closer."""
+        r = self.root
+        return (len(self.depths) == 1 and r.settled == "loaded"
+                and r.answered == r.succeeded == (r.request_total or 0) > 0)
+
+    @property
+    def lines(self) -> int:
+        """Roughly how many request rows its attempts take (for reading chains in groups)."""
+        return max(self.root.answered, self.root.request_total or 0, 1) * len(self.depths)
 
 
 @dataclass
@@ -46,6 +59,7 @@ class RetryPlan:
     stored: dict[str, StoredBatch]
     costs: CostMeans
     skipped: list[str] = field(default_factory=list)  # one line each
+    clean: int = 0  # chains with nothing to retry, known from their counts
     in_flight: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
@@ -78,7 +92,11 @@ def plan_retry(con: duckdb.DuckDBPyConnection, provider: str, *, batch_ids: list
         if unreadable:
             plan.skipped.append(f"batch {root_id}: {unreadable}")
             continue
-        plan.chains.append(Chain(root, depths, settled))
+        chain = Chain(root, depths, settled)
+        if chain.clean:
+            plan.clean += 1
+        else:
+            plan.chains.append(chain)
     chain_ids = [b for c in plan.chains for b in c.depths if b in stored]
     plan.costs = cost_means(con, provider, chain_ids)
     return plan
@@ -117,3 +135,20 @@ def needs_input(chain: Chain, attempts_failed: int, attempts_in_flight: int, *,
         return True
     total = root.request_total or 0
     return total <= 0 or root.answered < total
+
+
+GROUP_LINES = 100_000  # request rows whose attempts are read at once (memory: ~25 MB)
+
+
+def chain_groups(chains: list[Chain]) -> list[list[Chain]]:
+    """Chains in groups whose attempts one query reads (a database open costs tens of ms,
+    and so does a scan of the results: once a group, not once a chain)."""
+    groups: list[list[Chain]] = []
+    size = 0
+    for c in chains:
+        if not groups or size + c.lines > GROUP_LINES:
+            groups.append([])
+            size = 0
+        groups[-1].append(c)
+        size += c.lines
+    return groups

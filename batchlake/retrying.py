@@ -18,22 +18,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from batchlake.common import BatchlakeError, ConfigError, GatewayError, parse_providers
+from batchlake.common import BatchlakeError, ConfigError, parse_providers
 from batchlake.gateway import FilesClient
 from batchlake.retry_files import RetryFile, RetryWriter, prepare_out_dir, read_chunks
-from batchlake.retry_plan import Chain, RetryPlan, needs_input, plan_retry
+from batchlake.retry_inputs import fetch_input
+from batchlake.retry_plan import Chain, RetryPlan, chain_groups, needs_input, plan_retry
 from batchlake.transforms import (
     FORMATS,
-    INPUT_FILE_PROVIDERS,
     Attempt,
     InputLineError,
     InputRequest,
@@ -44,7 +45,6 @@ from batchlake.transforms import (
     split_lines,
 )
 from batchlake.warehouse import (
-    StoredBatch,
     reading,
     record_retry_run,
     retry_writer,
@@ -128,6 +128,8 @@ class _Run:
         self.provider, self.writer, self.plan = provider, writer, plan
         self.force, self.error_code = force, error_code
         self.rows: list[tuple[Any, ...]] = []
+        self.fetched = False  # an input came from the gateway
+        self.refused: str | None = None  # why the first input asked for did not
         self.notes: list[str] = []
         self.totals: Counter[str] = Counter()
 
@@ -250,7 +252,8 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
     run.notes.extend(plan.skipped)
     try:
         with FilesClient(settings) as client:
-            _read_chains(run, client, settings.db_path, settings.lock_timeout_s, user_inputs)
+            _read_chains(run, client, settings.db_path, settings.lock_timeout_s, user_inputs,
+                         window=max(1, min(settings.concurrency, 8)))
     except BaseException:
         run.writer.abort()
         raise
@@ -279,75 +282,82 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
 
 
 def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: float,
-                 user_inputs: list[Path]) -> None:
-    """Read each chain's input (the gateway's, or the user's) and offer its failures."""
+                 user_inputs: list[Path], window: int) -> None:
+    """Read each chain's input (the gateway's, or the user's) and offer its failures. The
+    chains' attempts are read a group at a time; their inputs are fetched ``window`` ahead,
+    to disk, while the one before is read (a real gateway takes a while to answer each)."""
     p = run.provider
     from_user: list[_ChainJob] = []
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-inputs-"))
     try:
-        for chain in run.plan.chains:
-            with reading(db_path, lock_timeout_s=lock_timeout_s) as con:
-                attempts = tree_attempts(con, p, chain.tree())
-            failed = sum(a.state == "failed" for a in attempts.values())
-            flying = sum(a.state == "in_flight" for a in attempts.values())
-            if not needs_input(chain, failed, flying, force=run.force,
-                               error_code=run.error_code):
-                run.totals["in_flight"] += flying
-                continue
-            if p == "bedrock" and chain.root.model is None:
-                chain.root = replace(chain.root, model=_model_by_retrieve(client, chain.root))
-            job = _ChainJob(chain, attempts, whole_input=True)
-            root = chain.root
-            dest = tmp / "input.jsonl"
-            why = _gateway_input(client, p, root.batch_id, root.input_file_id, dest)
-            if why is not None:
-                if not user_inputs:
-                    raise BatchlakeError(
-                        f"the gateway cannot return the input of {p} batch {root.batch_id} "
-                        f"({why}); pass --inputs FILE… with your own input files (joined by "
-                        "custom_id)")
-                from_user.append(job)
-                continue
-            counts: Counter[str] = Counter()
-
-            def this_chain(_req: InputRequest, job: _ChainJob = job) -> _ChainJob:
-                return job
-
-            for j, req in _lines(read_chunks(dest), this_chain, p, chain, counts):
-                run.take(j, req)
-            dest.unlink(missing_ok=True)
-            job.counts.update(counts)
-            run.finish(job, f"its input file {root.input_file_id}")
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="retry-input") as pool:
+            for group in chain_groups(run.plan.chains):
+                with reading(db_path, lock_timeout_s=lock_timeout_s) as con:
+                    known = tree_attempts(con, p, [t for c in group for t in c.tree()])
+                jobs = [job for c in group
+                        if (job := _job(run, c, known.pop(c.root.batch_id, {}))) is not None]
+                ahead: deque[tuple[_ChainJob, Path, Future[tuple[str | None, bool]]]] = deque()
+                for n, job in enumerate(jobs):
+                    if run.refused is not None:  # the gateway has no inputs for any of them
+                        _consume(run, job, tmp, _done((run.refused, True)), bool(user_inputs),
+                                 from_user)
+                        continue
+                    dest = tmp / f"{n}.jsonl"
+                    ahead.append((job, dest, pool.submit(fetch_input, client, p, job.chain,
+                                                         dest)))
+                    # one at a time until an input came: a gateway that has none says so once
+                    while len(ahead) >= (window if run.fetched else 1):
+                        _consume(run, *ahead.popleft(), bool(user_inputs), from_user)
+                while ahead:
+                    _consume(run, *ahead.popleft(), bool(user_inputs), from_user)
         if from_user:
             _read_user_inputs(run, from_user, user_inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _model_by_retrieve(client: FilesClient, root: StoredBatch) -> str | None:
-    """A Bedrock batch's model, which its listing does not name (a job is one model: the
-    files and the new job need it): ``GET /v1/batches/{id}`` once."""
-    try:
-        obj = client.retrieve_batch("bedrock", root.batch_id)
-    except GatewayError:
+def _done(value: tuple[str | None, bool]) -> Future[tuple[str | None, bool]]:
+    done: Future[tuple[str | None, bool]] = Future()
+    done.set_result(value)
+    return done
+
+
+def _job(run: _Run, chain: Chain, attempts: dict[str, Attempt]) -> _ChainJob | None:
+    """The chain to read, or None when its attempts say nothing can be offered."""
+    failed = sum(a.state == "failed" for a in attempts.values())
+    flying = sum(a.state == "in_flight" for a in attempts.values())
+    if not needs_input(chain, failed, flying, force=run.force, error_code=run.error_code):
+        run.totals["in_flight"] += flying
         return None
-    extra = obj.get("extra_fields") if isinstance(obj, dict) else None
-    model = extra.get("model_requested") if isinstance(extra, dict) else None
-    return model if isinstance(model, str) and model else None
+    return _ChainJob(chain, attempts, whole_input=True)
 
 
-def _gateway_input(client: FilesClient, provider: str, batch_id: str, file_id: str | None,
-                   dest: Path) -> str | None:
-    """Download a batch's input to ``dest``; None, or why the gateway cannot give it."""
-    if provider not in INPUT_FILE_PROVIDERS:
-        return f"{provider} batches take their requests inline: the gateway has no input file"
-    if not file_id:
-        return "the batch names no input file"
-    try:
-        client.download_file(provider, file_id, dest)
-    except GatewayError as e:
-        return str(e)
-    return None
+def _consume(run: _Run, job: _ChainJob, dest: Path, fetched: Future[tuple[str | None, bool]],
+             have_inputs: bool, from_user: list[_ChainJob]) -> None:
+    """Offer a chain's input lines once fetched (or queue it for the user's inputs)."""
+    why, everywhere = fetched.result()
+    root = job.chain.root
+    if why is not None and everywhere:
+        run.refused = why  # the gateway has no inputs for this provider: asked once
+    if why is not None:
+        if not have_inputs:
+            raise BatchlakeError(
+                f"the gateway cannot return the input of {run.provider} batch {root.batch_id} "
+                f"({why}); pass --inputs FILE… with your own input files (joined by "
+                "custom_id)")
+        from_user.append(job)
+        return
+    run.fetched = True
+    counts: Counter[str] = Counter()
+
+    def this_chain(_req: InputRequest) -> _ChainJob:
+        return job
+
+    for j, req in _lines(read_chunks(dest), this_chain, run.provider, job.chain, counts):
+        run.take(j, req)
+    dest.unlink(missing_ok=True)
+    job.counts.update(counts)
+    run.finish(job, f"its input file {root.input_file_id}")
 
 
 def _read_user_inputs(run: _Run, jobs: list[_ChainJob], files: list[Path]) -> None:

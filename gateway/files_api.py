@@ -16,7 +16,6 @@ both are ``InputUnavailable`` at once, not a minute of retries.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -98,8 +97,6 @@ class FilesClient(GatewayClient):
                     raise _Retryable(GatewayBadResponse(
                         f"the input file {file_id} broke off after {written:,} bytes "
                         f"({type(e).__name__})")) from None
-                f.flush()
-                os.fsync(f.fileno())
         finally:
             resp.close()
         if expected is not None and expected.isdigit() and int(expected) != written:

@@ -80,18 +80,21 @@ def stored_batches(con: duckdb.DuckDBPyConnection, provider: str, batch_ids: lis
 
 
 def tree_attempts(con: duckdb.DuckDBPyConnection, provider: str,
-                  tree: list[tuple[str, int, str]]) -> dict[str, Attempt]:
-    """Each request of one chain (``tree``: batch id, depth, settled) with its latest
-    attempt (sql/retry/attempts.sql)."""
-    frame = pl.DataFrame(tree, schema={"batch_id": pl.String, "depth": pl.Int64,
-                                       "settled": pl.String}, orient="row")
+                  trees: list[tuple[str, str, int, str]]) -> dict[str, dict[str, Attempt]]:
+    """Each request of some chains (``trees``: root, batch id, depth, settled) with its
+    latest attempt, by root (sql/retry/attempts.sql): one query for them all."""
+    frame = pl.DataFrame(trees, schema={"root": pl.String, "batch_id": pl.String,
+                                        "depth": pl.Int64, "settled": pl.String},
+                         orient="row")
     con.register("retry_tree", ArrowStream(frame))
     try:
         rows = con.execute(_read("attempts"), {"provider": provider}).fetchall()
     finally:
         con.unregister("retry_tree")
-    return {cid: Attempt(state, batch, reason, code, model)
-            for cid, state, batch, reason, code, model in rows}
+    out: dict[str, dict[str, Attempt]] = {}
+    for root, cid, state, batch, reason, code, model in rows:
+        out.setdefault(root, {})[cid] = Attempt(state, batch, reason, code, model)
+    return out
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,9 @@ def cost_means(con: duckdb.DuckDBPyConnection, provider: str, batch_ids: list[st
             by_batch[batch] = float(mean)
         else:
             by_batch_model[(batch, model)] = float(mean)
-    by_model = {m: float(v) for m, v in
-                con.execute(_read("cost_by_model"), {"provider": provider}).fetchall()}
+    by_model: dict[str, float] = {}
+    for m, v in con.execute(_read("cost_by_model"), {"provider": provider}).fetchall():
+        by_model.setdefault(m, float(v))
     return CostMeans(by_batch_model, by_batch, by_model)
 
 

@@ -1,11 +1,11 @@
--- Each request of one chain of retries (the registered retry_tree: batch_id, depth, settled)
--- and what its latest attempt did. A request is in an attempt when that batch has a result
+-- Each request of some chains of retries (the registered retry_tree: root, batch_id, depth,
+-- settled) and what its latest attempt in its chain did. A request is in an attempt when that batch has a result
 -- line for it, or batchlake submitted it there; the latest attempt is the deepest (a tie, two
 -- submits of the same failures, goes to the greater id). A request that succeeded anywhere in
 -- the chain is done. settled: 'loaded' (results read), 'failed' (the batch failed: no
 -- output), 'in_flight' (not finished, or not seen yet), 'waiting' (results not read yet).
 WITH lines AS (
-    SELECT t.depth, t.batch_id, t.settled, r.custom_id,
+    SELECT t.root, t.depth, t.batch_id, t.settled, r.custom_id,
            bool_or(r.outcome = 'succeeded') AS ok,
            arg_max(r.outcome, r.line) AS outcome,
            arg_max(r.error_code, r.line) AS error_code,
@@ -13,9 +13,9 @@ WITH lines AS (
     FROM retry_tree t
     JOIN batch_results r ON r.provider = $provider AND r.batch_id = t.batch_id
     WHERE r.custom_id IS NOT NULL
-    GROUP BY t.depth, t.batch_id, t.settled, r.custom_id
+    GROUP BY t.root, t.depth, t.batch_id, t.settled, r.custom_id
 ), sent AS (
-    SELECT DISTINCT t.depth, t.batch_id, t.settled, q.custom_id
+    SELECT DISTINCT t.root, t.depth, t.batch_id, t.settled, q.custom_id
     FROM retry_requests q
     JOIN retry_batches f ON f.run_id = q.run_id AND f.file_name = q.file_name
     JOIN retry_tree t ON t.batch_id = CASE
@@ -23,18 +23,20 @@ WITH lines AS (
         WHEN f.submit_state = 'uploading' THEN 'in-doubt:' || f.run_id || '/' || f.file_name END
     WHERE q.provider = $provider
 ), attempts AS (
-    SELECT depth, batch_id, settled, custom_id, ok, outcome, error_code, model FROM lines
+    SELECT root, depth, batch_id, settled, custom_id, ok, outcome, error_code, model FROM lines
     UNION ALL
-    SELECT s.depth, s.batch_id, s.settled, s.custom_id, false, NULL, NULL, NULL
+    SELECT s.root, s.depth, s.batch_id, s.settled, s.custom_id, false, NULL, NULL, NULL
     FROM sent s
     WHERE NOT EXISTS (SELECT 1 FROM lines l
-                      WHERE l.batch_id = s.batch_id AND l.custom_id = s.custom_id)
+                      WHERE l.root = s.root AND l.batch_id = s.batch_id
+                        AND l.custom_id = s.custom_id)
 ), ranked AS (
-    SELECT *, bool_or(ok) OVER (PARTITION BY custom_id) AS any_ok,
-           row_number() OVER (PARTITION BY custom_id ORDER BY depth DESC, batch_id DESC) AS n
+    SELECT *, bool_or(ok) OVER (PARTITION BY root, custom_id) AS any_ok,
+           row_number() OVER (PARTITION BY root, custom_id
+                              ORDER BY depth DESC, batch_id DESC) AS n
     FROM attempts
 )
-SELECT custom_id,
+SELECT root, custom_id,
        CASE WHEN any_ok THEN 'succeeded'
             WHEN settled IN ('in_flight', 'waiting') THEN settled
             ELSE 'failed' END AS state,
