@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -27,9 +27,6 @@ from batchlake.gateway import FilesClient
 from batchlake.retry_files import RetryFile, read_chunks
 from batchlake.transforms import FORMATS, LINEAGE_KEY, RUN_KEY, split_lines
 from batchlake.warehouse import StoredBatch, retry_writer, set_submit_state
-
-if TYPE_CHECKING:
-    from batchlake.retrying import RetryReport
 
 MAX_METADATA_KEYS = 16  # OpenAI's limit; the lineage keys come first
 
@@ -94,13 +91,13 @@ def _create(client: FilesClient, f: RetryFile, source: StoredBatch | None, run_i
     return client.create_batch(p, payload)
 
 
-def submit_files(client: FilesClient, report: RetryReport, stored: dict[str, StoredBatch], *,
-                 db_path: str, lock_timeout_s: float, role_arn: str | None,
-                 output_s3_uri: str | None, say: Callable[[str], None]) -> None:
-    """Upload each of the report's files and create its batch, recording each step; stop at
-    the first failure with one line (the batches made before it stay recorded)."""
-    run_id = report.run_id
-    for f in report.files:
+def submit_files(client: FilesClient, run_id: str, files: list[RetryFile],
+                 stored: dict[str, StoredBatch], *, db_path: str, lock_timeout_s: float,
+                 role_arn: str | None, output_s3_uri: str | None,
+                 say: Callable[[str], None]) -> None:
+    """Upload each of a run's files and create its batch, recording each step; stop at the
+    first failure with one line (the batches made before it stay recorded)."""
+    for f in files:
         with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
             set_submit_state(con, run_id, f.name, "uploading")
 

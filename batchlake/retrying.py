@@ -274,7 +274,8 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
         from batchlake.retry_submit import submit_files
 
         with FilesClient(settings) as client:
-            submit_files(client, report, plan.stored, db_path=settings.db_path,
+            submit_files(client, report.run_id, report.files, plan.stored,
+                         db_path=settings.db_path,
                          lock_timeout_s=settings.lock_timeout_s, role_arn=role_arn,
                          output_s3_uri=output_s3_uri, say=say)
         report.submitted = True

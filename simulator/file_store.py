@@ -15,15 +15,24 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from batchlake.simulator.input_files import input_body, input_file_id
 from batchlake.simulator.population import DROP, Plan, render
 
-if TYPE_CHECKING:
-    from batchlake.simulator.server import SimGateway
+
+class GatewayModel(Protocol):
+    """What the store needs of the gateway it belongs to (simulator/gateway_model.py)."""
+
+    now: int
+    providers: tuple[str, ...]
+    results_max_lines: int | None
+    uncapped: dict[str, int]
+
+    def visible(self, provider: str) -> list[Plan]: ...
+    def add_plan(self, plan: Plan) -> None: ...
 
 GEMINI_NO_CONTENT = ("Gemini Files API doesn't support direct content download. Use the file "
                      "URI in your requests instead.")
@@ -63,13 +72,13 @@ class FileStore:
         self._n = 0
 
     # -- content ---------------------------------------------------------------------------
-    def _plan_for(self, gw: SimGateway, provider: str, file_id: str) -> Plan | None:
+    def _plan_for(self, gw: GatewayModel, provider: str, file_id: str) -> Plan | None:
         for plan in gw.visible(provider):
             if input_file_id(plan) == file_id:
                 return plan
         return None
 
-    def content(self, gw: SimGateway, provider: str, file_id: str) -> Answer:
+    def content(self, gw: GatewayModel, provider: str, file_id: str) -> Answer:
         """``GET /v1/files/{id}/content``: the file's bytes, or Bifrost's error."""
         if provider == "gemini" and not self.gemini_file_content:
             return error(500, GEMINI_NO_CONTENT)
@@ -88,7 +97,7 @@ class FileStore:
             return error(404, what, bifrost=False)
         return Answer(200, self.input_of(gw, plan), "application/octet-stream")
 
-    def input_of(self, gw: SimGateway, plan: Plan) -> bytes:
+    def input_of(self, gw: GatewayModel, plan: Plan) -> bytes:
         """A population batch's input file (simulator/input_files.py)."""
         body = self._big.get(plan.id)
         if body is None:
@@ -99,7 +108,7 @@ class FileStore:
         return body
 
     # -- uploads ---------------------------------------------------------------------------
-    def upload(self, gw: SimGateway, provider: str, fields: dict[str, str],
+    def upload(self, gw: GatewayModel, provider: str, fields: dict[str, str],
                file: tuple[str, bytes] | None) -> Answer:
         """``POST /v1/files`` (multipart already read into ``fields`` and ``file``)."""
         if file is None:
@@ -133,7 +142,7 @@ class FileStore:
         return Answer(200, orjson.dumps(obj))
 
     # -- batch creation --------------------------------------------------------------------
-    def create_batch(self, gw: SimGateway, provider_hint: str | None, body: bytes) -> Answer:
+    def create_batch(self, gw: GatewayModel, provider_hint: str | None, body: bytes) -> Answer:
         """``POST /v1/batches``: a new batch of the uploaded file's (or the inline) requests,
         which then runs its lifecycle on the gateway's clock."""
         try:
@@ -165,7 +174,7 @@ class FileStore:
             "gemini-2.5-flash" if provider == "gemini" else "unknown")
         return Answer(200, orjson.dumps(self._new_batch(gw, provider, req, model, ids, file_id)))
 
-    def _requests(self, gw: SimGateway, provider: str, file_id: Any, inline: Any,
+    def _requests(self, gw: GatewayModel, provider: str, file_id: Any, inline: Any,
                   req: dict[str, Any]) -> tuple[list[dict[str, Any]], Answer | None]:
         """The batch's request lines, or the error Bifrost (or the provider) answers."""
         if provider == "anthropic":
@@ -195,7 +204,7 @@ class FileStore:
                     return [], error(400, "the input file holds a line that is not JSON")
         return lines, None
 
-    def _new_batch(self, gw: SimGateway, provider: str, req: dict[str, Any], model: str,
+    def _new_batch(self, gw: GatewayModel, provider: str, req: dict[str, Any], model: str,
                    ids: list[str], file_id: Any) -> dict[str, Any]:
         with self._lock:
             self._n += 1
