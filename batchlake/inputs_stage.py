@@ -32,7 +32,7 @@ from batchlake.gateway import FilesClient
 from batchlake.retry_files import read_chunks
 from batchlake.run import now_utc
 from batchlake.transforms import (
-    INPUT_FILE_PROVIDERS,
+    INLINE_PROVIDERS,
     InputLineError,
     InputRequest,
     parse_input_line,
@@ -77,7 +77,7 @@ def read_inputs(settings: Settings, *, run_id: str, store_bodies: bool = False,
     budget = settings.results_budget_s if budget_s is None else budget_s
     deadline = time.monotonic() + budget if budget > 0 else None
     done = InputsRead()
-    providers = [p for p in settings.providers if p in INPUT_FILE_PROVIDERS]
+    providers = [p for p in settings.providers if p not in INLINE_PROVIDERS]
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-inputs-"))
     try:
         with Warehouse(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as wh, \

@@ -12,7 +12,7 @@ from pathlib import Path
 from batchlake.common import GatewayError
 from batchlake.gateway import FilesClient, InputUnavailable
 from batchlake.retry_plan import Chain
-from batchlake.transforms import INPUT_FILE_PROVIDERS
+from batchlake.transforms import INLINE_PROVIDERS
 from batchlake.warehouse import StoredBatch
 
 
@@ -42,7 +42,7 @@ def gateway_input(client: FilesClient, provider: str, batch_id: str, file_id: st
                   dest: Path) -> tuple[str | None, bool]:
     """Download a batch's input to ``dest``: (None, _), or why the gateway cannot give it and
     whether that holds for the provider's every batch."""
-    if provider not in INPUT_FILE_PROVIDERS:
+    if provider in INLINE_PROVIDERS:
         return (f"{provider} batches take their requests inline: the gateway has no input "
                 "file"), True
     if not file_id:

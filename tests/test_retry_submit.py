@@ -153,6 +153,20 @@ def test_gemini_submits_from_an_uploaded_file(make_gateway: Any, db_path: str,
         assert all(list(orjson.loads(ln)) == ["key", "request"] for ln in lines if ln)
 
 
+def test_a_throttled_create_and_a_failed_upload_are_asked_again(
+        make_gateway: Any, db_path: str, tmp_path: Path) -> None:
+    gw = make_gateway(60, seed=5, providers=("openai",))
+    synced(gw, db_path)
+    gw.faults = [Fault("status", endpoint="batch_create", status=429, retry_after="0"),
+                 Fault("status", endpoint="file_upload", status=503)]
+    rep = _retry(gw, db_path, tmp_path / "a", "openai", submit=True)
+    calls = {e: sum(v for (e_, _), v in gw.requests.items() if e_ == e)
+             for e in ("file_upload", "batch_create")}
+    # a 429 made no batch and a failed upload no batch either: each asked once more
+    assert calls == {"file_upload": len(rep.files) + 1, "batch_create": len(rep.files) + 1}
+    assert len(gw.files.created) == len(rep.files)
+
+
 def test_a_create_without_an_answer_stays_in_doubt_and_a_refused_one_does_not(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
     gw = make_gateway(60, seed=5, providers=("openai",))

@@ -13,7 +13,7 @@ from batchlake.transforms.redact import redact, scrub_text
 from batchlake.transforms.result_lines import flatten_results
 from batchlake.transforms.retry_requests import (
     FORMATS,
-    INPUT_FILE_PROVIDERS,
+    INLINE_PROVIDERS,
     LINEAGE_KEY,
     MAX_FILE_BYTES,
     MAX_FILE_REQUESTS,
@@ -65,7 +65,7 @@ __all__ = [
     "BATCH_RESULTS",
     "BATCH_SNAPSHOTS",
     "FORMATS",
-    "INPUT_FILE_PROVIDERS",
+    "INLINE_PROVIDERS",
     "LINEAGE_KEY",
     "MAX_FILE_BYTES",
     "MAX_FILE_REQUESTS",

@@ -36,10 +36,11 @@ FORMATS: dict[str, str] = {"openai": "openai", "azure": "openai", "anthropic": "
 _KEYS: dict[str, tuple[str, str]] = {  # format -> (key field, request field)
     "openai": ("custom_id", "body"), "anthropic": ("custom_id", "params"),
     "gemini": ("key", "request"), "bedrock": ("recordId", "modelInput")}
-# Providers whose gateway route can hand back a batch's input file (Bifrost's FileContent:
-# OpenAI and Azure files, Bedrock S3 objects; Gemini answers 500, a direct or newer gateway
-# may serve it). Anthropic batches take their requests inline: there is no file to ask for.
-INPUT_FILE_PROVIDERS = ("openai", "azure", "bedrock", "gemini")
+# Providers whose batches take their requests inline (Anthropic's message batches): there is no
+# input file to ask the gateway for. Every other provider's is asked for (Bifrost's
+# FileContent serves OpenAI and Azure files and Bedrock's S3 objects; Gemini answers 500 and
+# Vertex 400, which a newer or direct gateway may not).
+INLINE_PROVIDERS = ("anthropic",)
 # A retry file holds at most this many requests and bytes (OpenAI's limits per batch file,
 # 50,000 requests and 200 MB; Bedrock takes 50,000 records a job): a larger group is split.
 MAX_FILE_REQUESTS = 50_000
