@@ -5,14 +5,17 @@ the retry files read back."""
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from batchlake.pipeline import sync
 from batchlake.simulator import Plan, SimGateway
-from tests.conftest import rows, settings_for
+from tests.conftest import settings_for
 
 KEY = {"openai": "custom_id", "azure": "custom_id", "anthropic": "custom_id", "gemini": "key",
        "bedrock": "recordId"}
@@ -117,16 +120,46 @@ def content_requests(gw: SimGateway, provider: str | None = None) -> int:
 
 
 def prompt_in_database(db: str) -> list[str]:
-    """Tables any of whose text holds a prompt fragment of the simulated inputs."""
+    """Columns (table.column) any of whose text holds a prompt fragment of the inputs."""
+    import duckdb
+
     found = []
-    for (table,) in rows(db, "SELECT table_name FROM information_schema.tables "
-                             "WHERE table_type = 'BASE TABLE'"):
-        cols = [c for (c,) in rows(db, "SELECT column_name FROM information_schema.columns "
-                                       "WHERE table_name = ? AND data_type IN "
-                                       "('VARCHAR', 'JSON')", [table])]
-        for c in cols:
-            hit = rows(db, f'SELECT count(*) FROM "{table}" WHERE CAST("{c}" AS VARCHAR) '
-                           "LIKE ?", [f"%{PROMPT}%"])
+    con = duckdb.connect(db, read_only=True)
+    try:
+        cols = con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                           "JOIN information_schema.tables USING (table_name) WHERE "
+                           "table_type = 'BASE TABLE' AND data_type IN ('VARCHAR', 'JSON') "
+                           "ORDER BY ALL").fetchall()
+        for table, c in cols:
+            hit = con.execute(f'SELECT count(*) FROM "{table}" WHERE CAST("{c}" AS VARCHAR) '
+                              "LIKE ?", [f"%{PROMPT}%"]).fetchall()
             if hit[0][0]:
                 found.append(f"{table}.{c}")
+    finally:
+        con.close()
     return found
+
+
+def synced_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimGateway, Path]]:
+    """One OpenAI gateway (60 batches) synced once (tests/conftest.py's ``openai_lake``, a
+    module's): (gateway, database file). Tests copy the file (``lake_copy``)."""
+    gw = SimGateway(60, seed=5, providers=("openai",))
+    gw.start()
+    try:
+        db = tmp_path_factory.mktemp("lake") / "lake.duckdb"
+        synced(gw, str(db))
+        yield gw, db
+    finally:
+        gw.stop()
+
+
+def lake_copy(lake: tuple[SimGateway, Path], tmp_path: Path) -> tuple[SimGateway, str]:
+    """The module's synced lake for one test: its own database file, the gateway's faults,
+    counters and hand-set files cleared."""
+    gw, db = lake
+    gw.faults = []
+    gw.requests.clear()
+    gw.files.uploads.clear()
+    mine = tmp_path / "lake.duckdb"
+    shutil.copy(db, mine)
+    return gw, str(mine)

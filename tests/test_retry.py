@@ -25,6 +25,7 @@ from tests.retry_fixtures import (
     failed_line_ids,
     finished_plans,
     input_lines,
+    lake_copy,
     prompt_in_database,
     synced,
     writes,
@@ -70,9 +71,8 @@ def test_the_files_hold_exactly_what_did_not_succeed_unchanged(
 
 
 def test_a_rerun_writes_the_same_files_and_replaces_an_earlier_runs(
-        make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+        openai_lake: Any, tmp_path: Path) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     out = tmp_path / "out"
     first = _retry(gw, db_path, out, "openai")
     before = written(out)
@@ -120,9 +120,8 @@ def test_the_users_own_inputs_are_joined_by_custom_id(
 
 
 def test_failed_requests_without_an_input_line_are_counted_never_guessed(
-        make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+        openai_lake: Any, tmp_path: Path) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     plan, gone = next((p, c) for p in finished_plans(gw, "openai")
                       for c in failed_line_ids(gw, p) if c.startswith("request-"))
     want = expected_retries(gw, "openai", [plan])
@@ -148,9 +147,8 @@ def test_failed_requests_without_an_input_line_are_counted_never_guessed(
     Fault("status", endpoint="file_content", status=503, times=3),
 ], ids=["reset", "cut-short", "429", "503"])
 def test_input_file_faults_are_retried_and_a_cut_body_never_half_used(
-        make_gateway: Any, db_path: str, tmp_path: Path, fault: Fault) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+        openai_lake: Any, tmp_path: Path, fault: Fault) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     plan = next(p for p in finished_plans(gw, "openai")
                 if len(expected_retries(gw, "openai", [p])) >= 2)
     gw.faults = [fault]
@@ -165,9 +163,8 @@ def test_input_file_faults_are_retried_and_a_cut_body_never_half_used(
 
 
 def test_error_code_batch_and_since_select_what_is_retried(
-        make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(80, seed=5, providers=("openai",))
-    synced(gw, db_path)
+        openai_lake: Any, tmp_path: Path) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     everything = _retry(gw, db_path, tmp_path / "all", "openai")
     cancelled = _retry(gw, db_path, tmp_path / "c", "openai", error_code="batch_cancelled")
     assert 0 < cancelled.total < everything.total
@@ -184,10 +181,9 @@ def test_error_code_batch_and_since_select_what_is_retried(
 
 
 def test_files_are_split_at_the_providers_limits(
-        make_gateway: Any, db_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        openai_lake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     whole = _retry(gw, db_path, tmp_path / "whole", "openai")
     monkeypatch.setattr(retry_files, "MAX_FILE_REQUESTS", 3)
     split = _retry(gw, db_path, tmp_path / "split", "openai")
@@ -199,10 +195,8 @@ def test_files_are_split_at_the_providers_limits(
     assert split.total == whole.total and len(split.files) > len(whole.files)
 
 
-def test_bodies_keep_their_ugly_text_byte_for_byte(make_gateway: Any, db_path: str,
-                                                   tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+def test_bodies_keep_their_ugly_text_byte_for_byte(openai_lake: Any, tmp_path: Path) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     _retry(gw, db_path, tmp_path / "out", "openai")
     data = b"".join(f.read_bytes() for f in (tmp_path / "out").glob("retry_*.jsonl"))
     for ugly in ("😡".encode(), "\u2028".encode(), b"<div>&nbsp;</div>", b"\\u65e5",

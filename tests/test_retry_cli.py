@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from tests.retry_fixtures import (
     expected_retries,
     finished_plans,
+    lake_copy,
     synced,
     writes,
     written_by_source,
@@ -31,9 +32,8 @@ def _args(gw: Any, db: str, out: Path, provider: str, *more: str) -> list[str]:
 
 
 def test_the_summary_says_what_was_written_and_what_it_may_cost(
-        make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
-    synced(gw, db_path)
+        openai_lake: Any, tmp_path: Path) -> None:
+    gw, db_path = lake_copy(openai_lake, tmp_path)
     res = invoke(*_args(gw, db_path, tmp_path / "out", "openai"), env=FAST)
     assert res.returncode == 0, res.stderr
     n = len(expected_retries(gw, "openai"))
