@@ -21,7 +21,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,8 @@ class _Run:
         source, reason, code = chosen
         if attempt is not None:
             job.taken_failed.add(req.custom_id)
+        if req.model is None and root.model:  # a line read before its chain was known
+            req = replace(req, model=root.model, endpoint=req.endpoint or root.endpoint)
         model = attempt.model if attempt is not None and attempt.model else req.model
         cost = self.plan.costs.estimate(source, model)
         rf = self.writer.add(group_for(self.provider, source, req), root.batch_id,
