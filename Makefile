@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # one list of them (pyproject.toml's package discovery and the tests read them too).
 LAYERS := $(notdir $(shell find batchlake -maxdepth 1 -type l))
 
-.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history bench-latency lock clean
+.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history bench-latency bench-retry lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
@@ -73,6 +73,10 @@ bench-history: $(STAMP)
 # without a cap of 12 results requests in flight: the listing's floor, the drain's rate
 bench-latency: $(STAMP)
 	$(PY) bench/bench_latency.py --batches 4000
+
+# batchlake retry on a ~200 MB, 50,000-request input file: peak RSS against the 300 MB target
+bench-retry: $(STAMP)
+	$(PY) bench/bench_retry.py --requests 50000 --padding 2600
 
 # Re-lock after changing pins in pyproject.toml.
 lock: $(STAMP)

@@ -56,12 +56,15 @@ if TYPE_CHECKING:
         stuck,
         sync,
     )
+    from batchlake.retrying import RetryReport, retry
     from batchlake.run import ProviderResult, SyncReport
 
 # The commands' Python twins (batchlake/commands.py) and the values they return.
 _COMMANDS = ("sync", "fetch", "results", "results_status", "report", "stuck", "reprice",
              "export_parquet", "schema", "config", "query", "Report", "ResultsStatus",
              "Repriced", "SettingsInForce")
+# batchlake retry's twin lives with its stage (batchlake/retrying.py).
+_RETRY = ("retry", "RetryReport")
 
 __all__ = [
     "Auth",
@@ -81,6 +84,7 @@ __all__ = [
     "Report",
     "Repriced",
     "ResultsStatus",
+    "RetryReport",
     "Settings",
     "SettingsInForce",
     "SyncReport",
@@ -94,6 +98,7 @@ __all__ = [
     "reprice",
     "results",
     "results_status",
+    "retry",
     "schema",
     "stuck",
     "sync",
@@ -110,6 +115,10 @@ def __getattr__(name: str) -> Any:
         from batchlake import commands
 
         return getattr(commands, name)
+    if name in _RETRY:
+        from batchlake import retrying
+
+        return getattr(retrying, name)
     if name in ("SyncReport", "ProviderResult"):
         from batchlake import run
 

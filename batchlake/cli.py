@@ -152,6 +152,12 @@ def sync(
     prices: PricesOpt = None,
     prices_only: PricesOnlyOpt = None,
     store_result_bodies: BodiesOpt = None,
+    inputs: Annotated[bool, typer.Option(
+        "--inputs/--no-inputs", help="Also read finished batches' input files into "
+        "batch_requests (model, max_tokens, sizes, hashes; see v_request_outcomes).")] = False,
+    store_request_bodies: Annotated[bool, typer.Option(
+        "--store-request-bodies", help="With --inputs: keep each request's body (redacted); "
+        "by default prompts, your users' data, are not stored.")] = False,
 ) -> None:
     """Sync batches from a Bifrost gateway into DuckDB; print a line per provider (listed,
     new, changed, rejected, results read, backlog left, seconds), its warnings, and one line
@@ -171,7 +177,8 @@ def sync(
             publish=publish, publish_storage_version=publish_storage_version,
             results=results, results_limit=results_limit, results_budget=results_budget,
             prices=prices, prices_only=prices_only, store_result_bodies=store_result_bodies,
-            config=_CONFIG["file"], on_progress=progress)
+            config=_CONFIG["file"], on_progress=progress, inputs=inputs,
+            store_request_bodies=store_request_bodies)
     if fmt == "json":
         print_json(rep.as_json(time.monotonic() - started))
     elif not quiet:
@@ -314,6 +321,12 @@ def gateway(
     big_batch: Annotated[int, typer.Option(
         help="Also serve one finished OpenAI batch with this many requests (results "
              "benchmark; 0: none).")] = 0,
+    big_input_padding: Annotated[int, typer.Option(
+        help="Characters more in each prompt of the big batch's input file (retry "
+             "benchmark: 4000 makes 50,000 requests a ~200 MB file).")] = 0,
+    gemini_file_content: Annotated[bool, typer.Option(
+        "--gemini-file-content", help="Serve Gemini input files (a newer or direct gateway; "
+        "Bifrost answers 500).")] = False,
     results_encoding: Annotated[str, typer.Option(
         help="How results bodies are written: go (Bifrost's encoder: HTML-escaped, final "
              "newline), raw, ascii (every non-ASCII character escaped) or indented.")] = "go",
@@ -352,14 +365,17 @@ def gateway(
             results_encoding=results_encoding, results_route=results_route,
             latency=parse_route_values(latency, "--latency", "duration"),
             max_inflight=parse_route_values(max_inflight, "--max-inflight", "count"),
-            latency_jitter=latency_jitter, retry_after_s=retry_after)
+            latency_jitter=latency_jitter, retry_after_s=retry_after,
+            gemini_file_content=gemini_file_content)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if results_route not in ("ok", "missing", "bifrost-404", "list-only"):
         raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing, "
                           "bifrost-404 or list-only")
     if big_batch:
-        gw.add_big_batch(big_batch)
+        big = gw.add_big_batch(big_batch)
+        if big_input_padding:
+            gw.files.input_padding[big.id] = big_input_padding
     try:
         gw.serve_forever(port=port, on_ready=lambda url: err.print(
             f"simulated gateway on {url} ({batches} batches)", highlight=False))
@@ -387,17 +403,29 @@ def demo(
     Example: batchlake demo --db data/batchlake.duckdb
     """
     from batchlake.demo import run_demo
+    from batchlake.retrying import RetryReport, retry
 
     path = _db(db)
     started = time.monotonic()
+    retried: list[RetryReport] = []
+    retry_out = str(Path(path).parent / "retry")
+
+    def retry_openai(url: str) -> None:  # the demo's last word: what failed, ready to resend
+        retried.append(retry("openai", out=retry_out, db=path, base_url=url, since="24h"))
+
     first, second = run_demo(path, batches=batches, seed=seed, prefect=prefect,
-                             on_wait=on_wait)
+                             on_wait=on_wait, then=retry_openai)
     print_sync_report(first, time.monotonic() - started)
     out.print(f"second sync, 3 hours later (now): "
               f"{sum(r.counts.updated for r in second.results)} batches changed, "
               f"{sum(r.counts.inserted for r in second.results)} new, "
               f"{sum(r.refetched for r in second.results)} followed by id", highlight=False)
     print_report(commands.report(db=path, on_wait=on_wait), "table")
+    from batchlake.cli_render import print_retry_report
+
+    out.print("\nbatchlake retry --provider openai --since 24h --out " + retry_out,
+              highlight=False, markup=False)
+    print_retry_report(retried[0], "text")
     out.print(f"\nDatabase: {path}. Try: batchlake sql \"SELECT * FROM v_daily_summary\" "
               f"--db {path}", highlight=False)
 
@@ -515,6 +543,86 @@ def serve(
                       publish_path=publish, publish_storage_version=publish_storage_version)
 
 
+@app.command("retry")
+def retry_cmd(
+    provider: Annotated[str, typer.Option(help="The provider whose failed requests to retry.")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Folder for the retry files (created; an earlier run's files in it, "
+        "named by its retry-manifest.json, are replaced).")],
+    batch: Annotated[list[str] | None, typer.Option(
+        "--batch", help="Only this batch (with its chain of retries); repeat for more.",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only batches created in the last 7d / 24h / 30m.")] = None,
+    error_code: Annotated[str | None, typer.Option(
+        help="Only requests that failed with this error code (e.g. overloaded_error, "
+        "batch_expired) or for this reason (errored, expired, canceled, no_result_line, "
+        "batch_failed).")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--inputs", help="FILE…: your own input files, joined by custom_id where the gateway "
+        "cannot return a batch's input (Anthropic always; any provider whose file route "
+        "fails).", show_default=False)] = None,
+    submit: Annotated[bool, typer.Option(
+        "--submit", help="Upload each file and create its batch through the gateway (without "
+        "it, nothing is written to the gateway).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Offer (and submit) again requests already submitted in retry "
+        "batches that have not finished.")] = False,
+    role_arn: Annotated[str | None, typer.Option(
+        help="Bedrock --submit: the IAM role the job runs as (else the gateway key's).")
+    ] = None,
+    output_s3_uri: Annotated[str | None, typer.Option(
+        help="Bedrock --submit: where the job writes its output (s3://bucket/prefix/).")
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    db: DbOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text (a summary) or json (every figure).")] = "text",
+) -> None:
+    """Write every request of the selected finished batches that did not succeed (errored,
+    expired, cancelled, or never answered) into ready-to-submit batch input files, in the
+    provider's own format; print them by reason and by source batch, with the estimated
+    cost at batch rates. --submit also creates the batches.
+
+    Example: batchlake retry --provider openai --since 7d --out retry/
+
+    Example: batchlake retry --provider anthropic --inputs sent.jsonl --out retry/ --submit
+    """
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"unknown format {fmt!r}; use text or json")
+    from batchlake.cli_render import print_retry_event, print_retry_report
+    from batchlake.retrying import retry
+
+    rep = retry(provider, out=out, batch=batch, since=since, error_code=error_code,
+                inputs=inputs, submit=submit, force=force, role_arn=role_arn,
+                output_s3_uri=output_s3_uri, base_url=base_url, db=db, api_key=api_key,
+                api_key_header=api_key_header, lock_timeout=lock_timeout,
+                config=_CONFIG["file"], on_event=print_retry_event)
+    print_retry_report(rep, fmt)
+
+
+def spread_inputs(args: list[str]) -> list[str]:
+    """``retry --inputs a.jsonl b.jsonl`` as click reads it: ``--inputs`` before each file
+    (an option takes one value; the files a shell glob gives come as several)."""
+    if "retry" not in args[:3] or "--inputs" not in args:
+        return args
+    out: list[str] = []
+    taking = False
+    for a in args:
+        if a == "--inputs":
+            taking = True
+            continue
+        if taking and not a.startswith("-"):
+            out += ["--inputs", a]
+            continue
+        taking = False
+        out.append(a)
+    return out
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: expected errors become one line and an exit code. ``args``: the command
     line without the program name (default: ``sys.argv[1:]``)."""
@@ -524,7 +632,8 @@ def main(args: list[str] | None = None) -> None:
                         level=level or logging.WARNING)
     logging.getLogger("batchlake").setLevel(level or logging.ERROR)
     try:
-        rv = app(args=args, prog_name="batchlake", standalone_mode=False)
+        rv = app(args=spread_inputs(sys.argv[1:] if args is None else args),
+                 prog_name="batchlake", standalone_mode=False)
     except BatchlakeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

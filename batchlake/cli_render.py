@@ -23,6 +23,7 @@ from batchlake.common import ConfigError
 
 if TYPE_CHECKING:
     from batchlake.commands import Report, ResultsStatus
+    from batchlake.retrying import RetryReport
     from batchlake.run import SyncReport
 
 # Wide when piped: a log file or CI output should not fold every column.
@@ -206,3 +207,57 @@ def results_progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
+
+
+# -- batchlake retry -----------------------------------------------------------------------
+def print_retry_event(message: str) -> None:
+    """Each upload and batch a ``retry --submit`` makes, as it happens."""
+    out.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+RETRY_ROWS = 10  # source batches and files listed in the text summary (JSON lists all)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} KB"
+
+
+def print_retry_report(rep: RetryReport, fmt: str) -> None:
+    """``batchlake retry``: the requests by reason and by source batch, the files, the
+    estimated cost (said to be an estimate, and how it was made), one line per thing left
+    out, and whether anything was written to the gateway."""
+    if fmt == "json":
+        print_json(rep.as_json())
+        return
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    if not rep.total:
+        say(f"nothing to retry for {rep.provider}: every request of the selected batches "
+            "succeeded, or is left out below")
+    else:
+        say(f"retry {rep.run_id}: {rep.total:,} {rep.provider} requests that did not succeed, "
+            f"in {len(rep.files)} file(s) in {rep.out_dir}")
+        print_frame(rep.by_reason(), "table", title="by reason")
+        sources = rep.by_source()
+        shown = sources.head(RETRY_ROWS)
+        print_frame(shown, "table", title="by source batch" + (
+            f" ({shown.height} of {sources.height}; --format json lists each)"
+            if sources.height > shown.height else ""))
+        for f in rep.files[:RETRY_ROWS]:
+            made = f" -> batch {f.retry_batch_id}" if f.retry_batch_id else ""
+            say(f"  {f.name}: {f.requests:,} requests, {_size(f.bytes)}{made}")
+        if len(rep.files) > RETRY_ROWS:
+            say(f"  … and {len(rep.files) - RETRY_ROWS} more files (retry-manifest.json in "
+                f"{rep.out_dir} names each)")
+        cost = rep.estimated_cost_usd
+        priced = ("no stored cost to estimate from" if cost is None else
+                  f"about ${cost:,.4f} at batch rates")
+        say(f"estimated cost: {priced} (an estimate: each request at the mean cost of a "
+            "succeeded request of its source batch and model, else of its batch, else of "
+            f"its model across batches; {rep.unpriced:,} requests had nothing to go by)")
+    for note in rep.notes:
+        err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    if rep.total and not rep.submitted:
+        say("nothing was written to the gateway: submit with --submit, or upload the files "
+            "yourself")

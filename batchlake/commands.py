@@ -108,12 +108,16 @@ def sync(settings: Settings | None = None, *, base_url: str | None = None,
          results_limit: int | None = None, results_budget: float | None = None,
          prices: str | None = None, prices_only: bool | None = None,
          store_result_bodies: bool | None = None, config: str | None = None,
-         on_progress: OnProgress | None = None, clock: datetime | None = None) -> SyncReport:
+         on_progress: OnProgress | None = None, clock: datetime | None = None,
+         inputs: bool = False, store_request_bodies: bool = False) -> SyncReport:
     """``batchlake sync``: sync batches from a Bifrost gateway into DuckDB; the run's
     ``SyncReport`` (per provider: what was listed, new, changed, rejected, results read,
     backlog left, warnings). ``strict``: raise when any provider failed (a provider's failure
     is otherwise in the report, as the CLI exits non-zero only when all failed).
     ``settings``: a ready ``Settings`` instead of the options (the 0.1 call).
+    ``inputs``: also read the finished batches' input files into ``batch_requests`` (ids,
+    models, max_tokens, sizes, hashes; the bodies only with ``store_request_bodies``), a line
+    per provider in its warnings (batchlake/inputs_stage.py).
 
     >>> batchlake.sync(base_url="http://localhost:8080", providers=["openai"], db="lake.duckdb")
     """
@@ -136,6 +140,15 @@ def sync(settings: Settings | None = None, *, base_url: str | None = None,
         check_storage_version(settings.publish_storage_version)
     report = run_sync(settings, prefect=prefect, full_refresh=full_refresh,
                       task_runner=task_runner, on_progress=on_progress, clock=clock)
+    if inputs:
+        from batchlake.inputs_stage import read_inputs
+
+        ok = tuple(r.provider for r in report.results if r.status == "ok")
+        said = read_inputs(replace(settings, providers=ok), run_id=report.run_id,
+                           store_bodies=store_request_bodies).lines()
+        for r in report.results:
+            if r.provider in said:
+                r.warnings.append(said[r.provider])
     if strict and report.failed:
         raise BatchlakeError("; ".join(f"{r.provider} failed: {r.error}"
                                        for r in report.failed))

@@ -5,6 +5,7 @@ future."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from batchlake import commands
@@ -15,8 +16,11 @@ LATER_S = 3 * 3600  # between the two syncs: some batches move on, some new ones
 
 
 def run_demo(db: str, *, batches: int = 2000, seed: int = 7, prefect: bool = False,
-             on_wait: commands.OnWait | None = None) -> tuple[SyncReport, SyncReport]:
-    """Sync a fresh simulated world into ``db`` twice; both runs' reports."""
+             on_wait: commands.OnWait | None = None,
+             then: Callable[[str], None] | None = None) -> tuple[SyncReport, SyncReport]:
+    """Sync a fresh simulated world into ``db`` twice; both runs' reports. ``then`` is
+    called with the gateway's URL after the second sync, while it still serves (the demo's
+    retry reads input files from it)."""
     from batchlake.simulator import SimGateway
     from batchlake.warehouse import connect
 
@@ -30,6 +34,8 @@ def run_demo(db: str, *, batches: int = 2000, seed: int = 7, prefect: bool = Fal
         # the run's clock moves too (the polling backoff counts the hours since last seen)
         second = commands.run_sync(settings, prefect=prefect,
                                    clock=datetime.fromtimestamp(now, UTC))
+        if then is not None:
+            then(gw.base_url)
     con = connect(db)
     try:
         con.execute("CREATE TABLE IF NOT EXISTS demo_info AS SELECT now() AS created_at")

@@ -3,8 +3,9 @@ HTTP. What the other layers may use is ``__all__``."""
 
 from batchlake.gateway.answers import parse_retry_after
 from batchlake.gateway.client import GatewayClient, ListingReport, Page
+from batchlake.gateway.files_api import FilesClient, InputUnavailable
 from batchlake.gateway.limiter import AdaptiveLimit, LimitStats, Slot
 from batchlake.gateway.stream import ResultsBody
 
-__all__ = ["AdaptiveLimit", "GatewayClient", "LimitStats", "ListingReport", "Page",
-           "ResultsBody", "Slot", "parse_retry_after"]
+__all__ = ["AdaptiveLimit", "FilesClient", "GatewayClient", "InputUnavailable", "LimitStats",
+           "ListingReport", "Page", "ResultsBody", "Slot", "parse_retry_after"]

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from batchlake.simulator.file_store import FileStore
 from batchlake.simulator.injected_faults import Fault
 from batchlake.simulator.population import PROVIDERS, Plan, make_population, phase_at, render
 from batchlake.simulator.result_bodies import has_results, results_body
@@ -63,13 +64,16 @@ class GatewayModel:
         latency_jitter: float = 0.0,
         max_inflight: Mapping[str, int] | None = None,
         retry_after_s: int = 1,
+        gemini_file_content: bool = False,
     ) -> None:
         """``n`` batches (seeded by ``seed``) over ``providers``, created over ``history_s``
         seconds before ``now``. A real gateway's pace, per route name (list, retrieve,
         results; simulator/route_pacing.py): ``latency`` {route: seconds before each answer's
         headers}, jittered by ± ``latency_jitter`` (a share, 0 to 1); ``max_inflight``
         {route: requests in flight at most}, beyond which a request is answered 429 at once
-        with ``Retry-After: retry_after_s``. None: loopback's pace, no cap."""
+        with ``Retry-After: retry_after_s``. None: loopback's pace, no cap. Input files,
+        uploads and batch creation: simulator/file_store.py (Gemini's file content answers
+        Bifrost's 500 unless ``gemini_file_content``, a newer or direct gateway)."""
         self.now = int(time.time()) if now is None else now
         self.api_key = api_key
         self.providers = providers
@@ -97,6 +101,7 @@ class GatewayModel:
         self.results_bodies: dict[tuple[str, str], bytes] = {}
         self.uncapped: dict[str, int] = {}  # batch id -> content padding (add_big_batch)
         self._nonce = 0
+        self.files = FileStore(gemini_file_content=gemini_file_content)
         self.pacing = RoutePacing(latency, jitter=latency_jitter, max_inflight=max_inflight,
                                   retry_after_s=retry_after_s, seed=seed)
         all_plans = plans if plans is not None else make_population(

@@ -61,6 +61,9 @@ class Plan:
     key: int = 0  # which gateway key lists it (Bedrock multi-key paging)
     overrides: dict[str, Any] = field(default_factory=dict)  # fault injection: fields to force
     wild: bool = False  # rendered as the wild sends it (simulator/wild.py)
+    # A batch created through the gateway (simulator/file_store.py): its requests' custom_ids,
+    # which its results name in order (None: the population's own, see result_custom_ids)
+    custom_ids: tuple[str, ...] | None = None
 
 
 def _batch_id(provider: str, rng: random.Random, i: int) -> str:

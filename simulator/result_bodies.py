@@ -206,18 +206,26 @@ def encode_body(doc: bytes, encoding: str) -> bytes:
                      + ", ".join(RESULTS_ENCODINGS))
 
 
-def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0,
-                 encoding: str = "go") -> bytes:
-    """The whole body for a finished batch (the caller checked ``has_results``); chat
-    answers get ``padding`` more characters; written as ``encoding``."""
-    phase, _ = phase_at(plan, t)
+def result_line_count(plan: Plan, max_lines: int | None) -> int:
+    """Lines of a finished batch's results body (its request count, capped at
+    ``max_lines``; Bedrock's counts are 0, its bodies 10 lines; a batch created through the
+    gateway answers each of its requests)."""
+    if plan.custom_ids is not None:
+        return len(plan.custom_ids)
     n = plan.total if max_lines is None else min(plan.total, max_lines)
     if plan.provider == "bedrock" and n == 0:
-        n = 10 if max_lines is None else min(10, max_lines)  # Bedrock's counts are all 0
-    rng = random.Random(zlib.crc32(plan.id.encode()))
-    done = n if phase == "completed" else int(n * processed_share(plan, t))
-    shape = _SHAPES.get(plan.provider, _openai_line)
-    parts: list[bytes] = []
+        n = 10 if max_lines is None else min(10, max_lines)
+    return n
+
+
+def result_custom_ids(plan: Plan, n: int) -> list[str]:
+    """The custom_id of each of the ``n`` result lines: ``request-{i}`` (Gemini ``key-{i}``),
+    a hostile id every 29 lines, and every 13th line repeating the id before it (real files
+    have repeats; the request whose line it would have been has none). A batch created
+    through the gateway names its own requests, in order."""
+    if plan.custom_ids is not None:
+        return list(plan.custom_ids[:n])
+    ids: list[str] = []
     custom_id = ""
     for i in range(n):
         if i % 13 == 12:
@@ -225,7 +233,26 @@ def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0,
         elif i % 29 == 7:
             custom_id = HOSTILE_IDS[i % len(HOSTILE_IDS)].format(i=i)
         else:
-            custom_id = f"request-{i}" if plan.provider != "gemini" else f"key-{i}"
+            custom_id = plain_custom_id(plan, i)
+        ids.append(custom_id)
+    return ids
+
+
+def plain_custom_id(plan: Plan, i: int) -> str:
+    return f"request-{i}" if plan.provider != "gemini" else f"key-{i}"
+
+
+def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0,
+                 encoding: str = "go") -> bytes:
+    """The whole body for a finished batch (the caller checked ``has_results``); chat
+    answers get ``padding`` more characters; written as ``encoding``."""
+    phase, _ = phase_at(plan, t)
+    n = result_line_count(plan, max_lines)
+    rng = random.Random(zlib.crc32(plan.id.encode()))
+    done = n if phase == "completed" else int(n * processed_share(plan, t))
+    shape = _SHAPES.get(plan.provider, _openai_line)
+    parts: list[bytes] = []
+    for i, custom_id in enumerate(result_custom_ids(plan, n)):
         if i >= done:
             line = _unfinished_line(plan.provider, phase == "expired")
         elif rng.random() < plan.fail_ratio:
@@ -234,12 +261,12 @@ def results_body(plan: Plan, t: int, max_lines: int | None, padding: int = 0,
             line = _openai_line(plan, rng, i, PAD[:padding])
         else:
             line = shape(plan, rng, i)
-        if plan.provider == "azure" and i % 31 == 17:
+        if plan.provider == "azure" and i % 31 == 17 and plan.custom_ids is None:
             line = {"response": {"status_code": "200", "body": None}}  # a wrong type
         parts.append(orjson.dumps({"custom_id": custom_id, **line}))
     extra: dict[str, Any] = {"request_type": "batch_results", "provider": plan.provider,
                              "latency": 40}
-    if n >= 20 and plan.provider in ("openai", "azure"):
+    if n >= 20 and plan.provider in ("openai", "azure") and plan.custom_ids is None:
         extra["parse_errors"] = [{"code": "invalid_json", "message": "unexpected end of JSON",
                                   "line": n + 1}]
     return encode_body(b'{"batch_id":' + orjson.dumps(plan.id) + b',"results":['

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from batchlake.simulator.batch_routes import batch_results, list_batches, retrieve_batch
 from batchlake.simulator.control_routes import health, sim_advance, sim_faults, sim_stats
 from batchlake.simulator.exchange import Exchange
+from batchlake.simulator.files_routes import batch_create, file_content, file_upload
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ ROUTES: tuple[Route, ...] = (
     # "/v1/batches/results" too: a results request with an empty id
     route("GET", "/v1/batches(?:/(?P<batch_id>.*))?/results", batch_results, "results"),
     route("GET", "/v1/batches/(?P<batch_id>.*)", retrieve_batch, "retrieve"),
+    # input files, uploads and batch creation (simulator/files_routes.py)
+    route("GET", "/v1/files/(?P<file_id>.+)/content", file_content, "file_content"),
+    route("POST", "/v1/files", file_upload, "file_upload", provider_required=False),
+    route("POST", "/v1/batches", batch_create, "batch_create", provider_required=False),
 )
 
 ROUTE_NAMES: frozenset[str] = frozenset(r.name for r in ROUTES if r.name)

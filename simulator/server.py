@@ -2,7 +2,8 @@
 
 It speaks the batch API as Bifrost does (``GET /v1/batches``, ``GET /v1/batches/{id}``,
 ``GET /v1/batches/{id}/results``, the required ``provider`` parameter, Bifrost's error body,
-API-key checks) over a seeded population whose batches move through their lifecycle as the
+API-key checks; input files, uploads and batch creation: simulator/files_routes.py) over a
+seeded population whose batches move through their lifecycle as the
 simulated clock advances. Faults can be switched on per test (``SimGateway.faults``) or over
 HTTP (``POST /_sim/faults``).
 

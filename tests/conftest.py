@@ -59,6 +59,14 @@ def make_gateway() -> Iterator[Any]:
         gw.stop()
 
 
+@pytest.fixture(scope="module")
+def openai_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """An OpenAI gateway of 60 batches synced once for a module (tests/retry_fixtures.py)."""
+    from tests.retry_fixtures import synced_lake
+
+    yield from synced_lake(tmp_path_factory)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "lake.duckdb")

@@ -55,3 +55,8 @@ def test_bench_latency_prints_the_listing_floor_the_drains_and_the_targets() -> 
     for line in ("listing", "drain, cap 12", "the floor", "the 40/s target",
                  "answered 429 (bound 10%)"):
         assert line in out, out
+
+
+def test_bench_retry_prints_peak_memory_against_the_target_and_the_baseline() -> None:
+    out = bench("bench_retry.py", "--requests", "300", "--padding", "100", "--repeat", "1")
+    assert "peak RSS" in out and "the 300 MB target" in out and "vs fetch+load" in out, out

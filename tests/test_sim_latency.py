@@ -176,7 +176,8 @@ def test_route_values_parse_as_the_command_line_gives_them() -> None:
     for spec, option, kind, said in [
             ("list=abc", "--latency", "duration", "--latency 'list=abc': use route=300ms,…"),
             ("list=300", "--latency", "duration", "a duration in ms or s"),
-            ("lists=1s", "--latency", "duration", "the route one of list, results, retrieve"),
+            ("lists=1s", "--latency", "duration",
+             "the route one of batch_create, file_content, file_upload, list, results, retrieve"),
             ("results=0", "--max-inflight", "count", "use route=12,…"),
             ("list=1s,list=2s", "--latency", "duration", "list is given twice")]:
         with pytest.raises(ValueError) as e:
@@ -189,7 +190,7 @@ def test_a_bad_pace_on_the_command_line_is_one_line() -> None:
     assert res.returncode != 0
     assert res.stderr.strip().splitlines() == [
         "error: --latency 'list=abc': use route=300ms,… (the value is a duration in ms or s, "
-        "the route one of list, results, retrieve)"]
+        "the route one of batch_create, file_content, file_upload, list, results, retrieve)"]
 
 
 def test_the_gateway_command_serves_the_pace_it_is_given() -> None:

@@ -500,3 +500,102 @@ def markdown_docs() -> str:
             out.append(f"| `{c.name}` | {c.duckdb_type} | {src} | {c.doc} |")
         out.append("")
     return "\n".join(out)
+
+
+# -- retries and inputs (batchlake retry, sync --inputs) ------------------------------------
+RETRY_BATCHES = Table(
+    "retry_batches",
+    "One row per retry file `batchlake retry` wrote (requests of one source batch, endpoint "
+    "and model) and, once submitted, the batch made of it. A run that only writes files "
+    "replaces the unsubmitted rows of the chains it covers; submitted rows stay.",
+    (
+        _c("run_id", "str", "The retry run.", not_null=True),
+        _c("provider", "str", "Provider.", not_null=True),
+        _c("file_name", "str", "The file's name in the output folder.", not_null=True),
+        _c("source_batch_id", "str", "The batch whose failures the file retries (the new "
+           "batch's batchlake_retry_of).", not_null=True),
+        _c("root_batch_id", "str", "The first batch of the chain of retries.", not_null=True),
+        _c("endpoint", "str", "The requests' endpoint."),
+        _c("model", "str", "The requests' model (NULL: mixed, Anthropic)."),
+        _c("completion_window", "str", "The completion window asked for."),
+        _c("requests", "int", "Requests in the file."),
+        _c("bytes", "int", "The file's size."),
+        _c("estimated_cost_usd", "float", "What the requests may cost at batch rates, "
+           "estimated (see README, Retry what failed); NULL when nothing could price them."),
+        _c("file_path", "str", "Where it was written."),
+        _c("written_at", "ts", "When it was written."),
+        _c("submit_state", "str", "'written' (not submitted), 'uploading' (a submit began: "
+           "until the batch is recorded or seen, in doubt), 'submitted' or 'failed'.",
+           not_null=True),
+        _c("uploaded_file_id", "str", "The gateway's id of the uploaded file."),
+        _c("retry_batch_id", "str", "The batch created from it."),
+        _c("submitted_at", "ts", "When the batch was created."),
+        _c("submit_error", "str", "Why a submit failed, one line."),
+    ),
+    ("run_id", "file_name"),
+)
+
+RETRY_REQUESTS = Table(
+    "retry_requests",
+    "One row per request a retry file holds: which batch's failure it retries, why, and the "
+    "batch it was submitted in. custom_ids stay as they were, so a retry batch's results "
+    "join back to these rows.",
+    (
+        _c("run_id", "str", "The retry run.", not_null=True),
+        _c("provider", "str", "Provider.", not_null=True),
+        _c("source_batch_id", "str", "The batch of the attempt that failed.", not_null=True),
+        _c("root_batch_id", "str", "The first batch of the chain.", not_null=True),
+        _c("custom_id", "str", "The request's key (custom_id, Gemini key, Bedrock recordId).",
+           not_null=True),
+        _c("reason", "str", "errored, expired, canceled, no_result_line or batch_failed."),
+        _c("error_code", "str", "The failed line's error code."),
+        _c("file_name", "str", "The retry file holding it.", not_null=True),
+        _c("estimated_cost_usd", "float", "Its estimated cost at batch rates."),
+    ),
+    ("run_id", "provider", "source_batch_id", "custom_id"),
+    indexed=False,
+)
+
+BATCH_REQUESTS = Table(
+    "batch_requests",
+    "One row per request of a finished batch's input file (`sync --inputs`): what was asked, "
+    "never the prompt itself unless `--store-request-bodies`.",
+    (
+        *_IDENTITY,
+        _c("line", "int", "0-based position among the input file's lines.", not_null=True),
+        _c("custom_id", "str", "The request's key (custom_id, Gemini key, Bedrock recordId)."),
+        _c("endpoint", "str", "The request's url (OpenAI, Azure), else the batch's endpoint."),
+        _c("model", "str", "The body's model, else the batch's."),
+        _c("max_tokens", "int", "max_tokens / max_completion_tokens / max_output_tokens / "
+           "generationConfig.maxOutputTokens / inferenceConfig.maxTokens / max_gen_len."),
+        _c("temperature", "float", "The request's temperature."),
+        _c("body_bytes", "int", "Bytes of the request body, compact JSON."),
+        _c("body_hash", "str", "sha256 of the body's canonical JSON (sorted keys): equal "
+           "requests, equal hash."),
+        _c("body", "json", "The request body, redacted; only with --store-request-bodies."),
+        _c("run_id", "str", "Sync run that read it."),
+    ),
+    ("provider", "batch_id", "line"),
+    indexed=False,
+)
+
+BATCH_INPUTS_STATE = Table(
+    "batch_inputs_state",
+    "One row per finished batch whose input file `sync --inputs` asked for: loaded or "
+    "unavailable (with the reason), or to retry after a transient fault.",
+    (
+        *_IDENTITY,
+        _c("state", "str", "'loaded', 'retry' or 'unavailable'.", not_null=True),
+        _c("lines", "int", "Requests stored."),
+        _c("rejected_lines", "int", "Lines that are not requests of the provider's format."),
+        _c("last_error", "str", "The last failure, one line."),
+        _c("last_status", "int", "HTTP status of the last failure."),
+        _c("attempts", "int", "Requests made for the file."),
+        _c("loaded_at", "ts", "When the lines were stored (or the last attempt)."),
+        _c("run_id", "str", "Run of the last attempt."),
+    ),
+    ("provider", "batch_id"),
+)
+
+TABLES = (*TABLES, RETRY_BATCHES, RETRY_REQUESTS, BATCH_REQUESTS, BATCH_INPUTS_STATE)
+TABLES_BY_NAME.update({t.name: t for t in TABLES[-4:]})

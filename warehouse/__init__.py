@@ -10,6 +10,7 @@ from batchlake.warehouse.db import (
     reading,
 )
 from batchlake.warehouse.export import export_parquet
+from batchlake.warehouse.inputs_store import PendingInput, pending_inputs, store_inputs
 from batchlake.warehouse.load import Warehouse
 from batchlake.warehouse.merge_plan import ChunkCounts
 from batchlake.warehouse.publish import check_storage_version, check_target
@@ -26,18 +27,35 @@ from batchlake.warehouse.results_store import (
     results_backlog_by_provider,
     settle_past_retention,
 )
+from batchlake.warehouse.retry_store import (
+    CostMeans,
+    StoredBatch,
+    cost_means,
+    record_retry_run,
+    retry_links,
+    retry_writer,
+    selected_batches,
+    set_submit_state,
+    stored_batches,
+    submitted_in_flight,
+    tree_attempts,
+)
 
 __all__ = [
     "RESULTS_MEMORY_LIMIT",
     "RESULTS_RETENTION_DAYS",
     "BatchOutcome",
     "ChunkCounts",
+    "CostMeans",
     "OnWait",
     "PendingBatch",
+    "PendingInput",
+    "StoredBatch",
     "Warehouse",
     "check_storage_version",
     "check_target",
     "connect",
+    "cost_means",
     "export_parquet",
     "failing_batches",
     "grouped_failures",
@@ -45,9 +63,19 @@ __all__ = [
     "migrate",
     "pending_batch_counts",
     "pending_batches",
+    "pending_inputs",
     "query_frame",
     "reading",
+    "record_retry_run",
     "reprice_lines",
     "results_backlog_by_provider",
+    "retry_links",
+    "retry_writer",
+    "selected_batches",
+    "set_submit_state",
     "settle_past_retention",
+    "store_inputs",
+    "stored_batches",
+    "submitted_in_flight",
+    "tree_attempts",
 ]
