@@ -56,12 +56,15 @@ if TYPE_CHECKING:
         stuck,
         sync,
     )
+    from batchlake.reconciling import Reconciled, reconcile
     from batchlake.run import ProviderResult, SyncReport
 
 # The commands' Python twins (batchlake/commands.py) and the values they return.
 _COMMANDS = ("sync", "fetch", "results", "results_status", "report", "stuck", "reprice",
              "export_parquet", "schema", "config", "query", "Report", "ResultsStatus",
              "Repriced", "SettingsInForce")
+# Commands whose twins live in their stage's module (batchlake/<module>.py).
+_STAGE_COMMANDS = {"reconcile": "reconciling", "Reconciled": "reconciling"}
 
 __all__ = [
     "Auth",
@@ -78,6 +81,7 @@ __all__ = [
     "GatewayUnreachable",
     "Lake",
     "ProviderResult",
+    "Reconciled",
     "Report",
     "Repriced",
     "ResultsStatus",
@@ -90,6 +94,7 @@ __all__ = [
     "fetch",
     "frame",
     "query",
+    "reconcile",
     "report",
     "reprice",
     "results",
@@ -110,6 +115,10 @@ def __getattr__(name: str) -> Any:
         from batchlake import commands
 
         return getattr(commands, name)
+    if name in _STAGE_COMMANDS:
+        import importlib
+
+        return getattr(importlib.import_module(f"batchlake.{_STAGE_COMMANDS[name]}"), name)
     if name in ("SyncReport", "ProviderResult"):
         from batchlake import run
 

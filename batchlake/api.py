@@ -25,7 +25,7 @@ from batchlake.warehouse import migrate, query_frame, reading
 VIEWS = ("v_daily_summary", "v_durations", "v_overdue", "v_error_codes", "v_cache",
          "v_cache_similarity", "v_latency", "v_status_transitions", "v_status_time",
          "v_batch_costs", "v_daily_costs", "v_model_costs", "v_provider_costs", "v_tag_costs",
-         "v_request_errors", "v_unpriced_models")
+         "v_request_errors", "v_unpriced_models", "v_cost_reconcile")
 
 
 def _say_on_stderr(message: str) -> None:

@@ -40,6 +40,7 @@ from batchlake.cli_render import (
     out,
     print_frame,
     print_json,
+    print_reconcile,
     print_report,
     print_results_run,
     print_results_status,
@@ -494,6 +495,50 @@ def serve(
                       base_url=base_url,
                       providers=list(parse_providers(providers)) if providers else None,
                       publish_path=publish, publish_storage_version=publish_storage_version)
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    base_url: BaseUrlOpt = None,
+    providers: ProvidersOpt = None,
+    db: DbOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
+    admin_user: Annotated[str | None, typer.Option(
+        help="Bifrost's admin user, for its logs API (/api/*; env BIFROST_ADMIN_USER); the "
+             "password only from BIFROST_ADMIN_PASSWORD or the config file.",
+        show_default=False)] = None,
+    since: Annotated[str, typer.Option(
+        help="Batches created in the last 30d / 7d / 24h (0: all).")] = "30d",
+    recheck: Annotated[bool, typer.Option(
+        help="Ask the gateway again about every batch in the window, not only those due.")
+    ] = False,
+    tolerance_pct: Annotated[float | None, typer.Option(
+        help="Costs match within this % of the larger (default 0.01; env "
+             "BATCHLAKE_RECONCILE_TOLERANCE_PCT) …", show_default=False)] = None,
+    tolerance_usd: Annotated[float | None, typer.Option(
+        help="… or this many USD, whichever is larger (default 0.0001; env "
+             "BATCHLAKE_RECONCILE_TOLERANCE_USD).", show_default=False)] = None,
+    lock_timeout: LockTimeoutOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Check the gateway's bill: each finished batch's cost beside the cost Bifrost itself
+    recorded (its logs API), with a status per batch: match, differs (and why),
+    gateway_unpriced, gateway_missing, batchlake_unpriced. Only batches never compared, whose
+    results were refetched or repriced since, or whose gateway cost was missing or NULL are
+    asked again.
+
+    Example: BIFROST_ADMIN_PASSWORD=… batchlake reconcile --admin-user admin --since 7d
+    """
+    check_format(fmt)
+    from batchlake.reconciling import reconcile
+
+    rep = reconcile(base_url=base_url, providers=providers, db=db, api_key=api_key,
+                    api_key_header=api_key_header, admin_user=admin_user,
+                    since=None if since.strip() in ("0", "") else since, recheck=recheck,
+                    tolerance_pct=tolerance_pct, tolerance_usd=tolerance_usd,
+                    lock_timeout=lock_timeout, config=_CONFIG["file"])
+    print_reconcile(rep, fmt)
 
 
 def main(args: list[str] | None = None) -> None:

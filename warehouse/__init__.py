@@ -12,6 +12,14 @@ from batchlake.warehouse.db import (
 from batchlake.warehouse.export import export_parquet
 from batchlake.warehouse.load import ChunkCounts, Warehouse
 from batchlake.warehouse.publish import check_storage_version, check_target
+from batchlake.warehouse.reconcile_store import (
+    Checked,
+    ReconcileCandidate,
+    batchlake_sides,
+    reconcile_candidates,
+    reconcile_records,
+    store_comparisons,
+)
 from batchlake.warehouse.results_store import (
     RESULTS_RETENTION_DAYS,
     BatchOutcome,
@@ -30,10 +38,13 @@ __all__ = [
     "RESULTS_MEMORY_LIMIT",
     "RESULTS_RETENTION_DAYS",
     "BatchOutcome",
+    "Checked",
     "ChunkCounts",
     "OnWait",
     "PendingBatch",
+    "ReconcileCandidate",
     "Warehouse",
+    "batchlake_sides",
     "check_storage_version",
     "check_target",
     "connect",
@@ -46,7 +57,10 @@ __all__ = [
     "pending_batches",
     "query_frame",
     "reading",
+    "reconcile_candidates",
+    "reconcile_records",
     "reprice_lines",
     "results_backlog_by_provider",
     "settle_past_retention",
+    "store_comparisons",
 ]
