@@ -1,9 +1,12 @@
 """The built-in simulated Bifrost gateway (for the demo, the tests and the benchmarks). What
 the other layers may use is ``__all__``."""
 
+from batchlake.simulator.batch_accounting import CATALOG, GATEWAY_ONLY, prices_csv
+from batchlake.simulator.logs_routes import FATES, LOGS_MODES, LogsBook, answer_logs, logs_book
 from batchlake.simulator.population import DROP, PROVIDERS, Plan, make_population, render
 from batchlake.simulator.result_bodies import RESULTS_ENCODINGS
 from batchlake.simulator.server import Fault, SimGateway
 
-__all__ = ["DROP", "PROVIDERS", "RESULTS_ENCODINGS", "Fault", "Plan", "SimGateway",
-           "make_population", "render"]
+__all__ = ["CATALOG", "DROP", "FATES", "GATEWAY_ONLY", "LOGS_MODES", "PROVIDERS",
+           "RESULTS_ENCODINGS", "Fault", "LogsBook", "Plan", "SimGateway", "answer_logs",
+           "logs_book", "make_population", "prices_csv", "render"]

@@ -249,6 +249,10 @@ class Comparison:
     reason: str | None
 
 
+def _lines(n: int) -> str:
+    return f"{n:,} line" + ("" if n == 1 else "s")
+
+
 def _usd(value: float | None) -> str:
     return "NULL" if value is None else f"${value:,.6f}".rstrip("0").rstrip(".")
 
@@ -287,9 +291,11 @@ def _token_reasons(side: BatchlakeSide, row: GatewayCost) -> list[str]:
     return out
 
 
-def _model_reasons(side: BatchlakeSide, row: GatewayCost, tol: Tolerance) -> list[str]:
+def _model_reasons(side: BatchlakeSide, row: GatewayCost, tol: Tolerance, times: int
+                   ) -> list[str]:
     """Per-model differences: models on one side only, request counts, and rates (same
-    tokens, another cost), naming how batchlake priced the model."""
+    tokens, another cost that is not ``times`` batchlake's), naming how batchlake priced
+    the model."""
     mine = {m.model: m for m in side.models if m.requests}
     theirs = {s.model: s for s in row.models}
     out = []
@@ -306,7 +312,8 @@ def _model_reasons(side: BatchlakeSide, row: GatewayCost, tol: Tolerance) -> lis
             continue
         same_tokens = s.prompt_tokens in (None, 0, m.input_tokens) and \
             s.completion_tokens in (None, 0, m.output_tokens)
-        if s.cost is None or m.cost is None or tol.allows(s.cost, m.cost) or not same_tokens:
+        if s.cost is None or m.cost is None or not same_tokens or \
+                tol.allows(s.cost, m.cost) or tol.allows(s.cost, times * m.cost):
             continue
         how = m.price_basis or "unknown basis"
         if m.price_source:
@@ -342,13 +349,13 @@ def compare(side: BatchlakeSide, row: GatewayCost | None, tol: Tolerance) -> Com
         unpriced = [s.model for s in row.models if s.cost is None]
         why = ("the gateway left the cost NULL"
                + (f" (no price for {', '.join(unpriced)})" if unpriced else "")
-               + (f"; {row.parse_errors:,} lines it could not parse" if row.parse_errors
+               + (f"; {_lines(row.parse_errors)} it could not parse" if row.parse_errors
                   else ""))
         return result("gateway_unpriced", why)
     if side.unpriced_lines or mine is None:
         names = [m.model for m in side.models if m.unpriced]
         return result("batchlake_unpriced",
-                      f"{side.unpriced_lines:,} lines batchlake has no price for"
+                      f"{_lines(side.unpriced_lines)} batchlake has no price for"
                       + (f" ({', '.join(names)}; see v_unpriced_models)" if names else ""))
     if tol.allows(row.cost, mine):
         return result("match", None)
@@ -357,9 +364,9 @@ def compare(side: BatchlakeSide, row: GatewayCost | None, tol: Tolerance) -> Com
     if k is not None:
         reasons.append(f"billed {k} times: the gateway's cost is {k}x batchlake's (a cost "
                        "per /results fetch, Bifrost #6522)")
-    reasons += _token_reasons(side, row) + _model_reasons(side, row, tol)
+    reasons += _token_reasons(side, row) + _model_reasons(side, row, tol, k or 1)
     if row.incomplete:
-        reasons.append(f"the gateway marks its row incomplete ({row.parse_errors:,} lines "
+        reasons.append(f"the gateway marks its row incomplete ({_lines(row.parse_errors)} "
                        "it could not parse)")
     if not reasons:
         reasons.append("unexplained: the same requests and tokens; a per-request fee, a "
