@@ -48,6 +48,8 @@ class Gateway(Protocol):
     now: int
     by_provider: dict[str, list[Plan]]
 
+    def plan(self, provider: str, batch_id: str) -> Plan: ...
+
     def results(self, provider: str, batch_id: str) -> bytes | None: ...
 
 
@@ -209,8 +211,7 @@ class LogsBook:
         key = self._index(gw).get(log_id)
         if key is None:
             return None
-        plans = [p for p in gw.by_provider.get(key[0], []) if p.id == key[1]]
-        rows = self.batch_rows(gw, plans[0]) if plans else []
+        rows = self.batch_rows(gw, gw.plan(*key))
         return next((r for _, rid, r in rows if rid == log_id), None)
 
     def search(self, gw: Gateway, query: dict[str, list[str]]) -> tuple[int, bytes]:

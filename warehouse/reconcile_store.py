@@ -4,14 +4,18 @@ batchlake's side of each (per model, from its result lines), and the comparisons
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import orjson
 import polars as pl
 
 from batchlake import sql
+from batchlake.common import DatabaseError
 from batchlake.transforms import (
     GATEWAY_BATCH_COSTS,
     BatchlakeModel,
@@ -51,6 +55,18 @@ class Checked:
     fingerprint: str
 
 
+@contextlib.contextmanager
+def _in_memory(wh: Warehouse) -> Iterator[None]:
+    """The block with DuckDB's cap raised to RECONCILE_MEMORY; running out is one line."""
+    try:
+        with wh.memory_cap(RECONCILE_MEMORY):
+            yield
+    except duckdb.OutOfMemoryException:
+        raise DatabaseError(f"DuckDB ran out of memory comparing costs (cap: at least "
+                            f"{RECONCILE_MEMORY}); set BATCHLAKE_DUCKDB_MEMORY higher, e.g. "
+                            "1GB") from None
+
+
 def _params(text: str, **values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if f"${k}" in text}
 
@@ -60,7 +76,7 @@ def reconcile_candidates(wh: Warehouse, providers: tuple[str, ...], since: datet
     """Every loaded batch in the window, newest finished first, each marked ``due`` or not
     (sql/reconcile/candidates.sql says when)."""
     text = sql.read("reconcile/candidates.sql")
-    with wh.memory_cap(RECONCILE_MEMORY), wh.lock:
+    with _in_memory(wh), wh.lock:
         df = wh.con.sql(text, params=_params(text, providers=list(providers), since=since,
                                              now=now, recheck=recheck)).pl()
     return [ReconcileCandidate(**row) for row in df.iter_rows(named=True)]
@@ -72,7 +88,7 @@ def batchlake_sides(wh: Warehouse, keys: list[tuple[str, str]]) -> dict[tuple[st
     model (a batch with no lines has none)."""
     due = pl.DataFrame({"provider": [k[0] for k in keys], "batch_id": [k[1] for k in keys]},
                        schema={"provider": pl.String, "batch_id": pl.String})
-    with wh.memory_cap(RECONCILE_MEMORY), wh.lock:
+    with _in_memory(wh), wh.lock:
         wh.con.register("reconcile_due", due)
         try:
             df = wh.con.sql(sql.read("reconcile/batchlake_models.sql")).pl()
@@ -144,13 +160,18 @@ def store_comparisons(wh: Warehouse, checked: list[Checked], run_id: str, at: da
         "updates": ",\n    ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keep),
     })
     incoming = _incoming(checked, run_id, at)
-    with wh.transaction() as con:
-        con.register("reconcile_incoming", incoming)
+    # the key index of gateway_batch_costs lives in DuckDB's memory and grows with the
+    # batches compared: 16,000 new rows ran out of a sync's 32MB cap
+    with _in_memory(wh):
+        with wh.lock:
+            wh.con.register("reconcile_incoming", incoming)
         try:
-            for stmt in sql.statements(text):
-                con.execute(stmt)
+            with wh.transaction() as con:
+                for stmt in sql.statements(text):
+                    con.execute(stmt)
         finally:
-            con.unregister("reconcile_incoming")
+            with wh.lock:
+                wh.con.unregister("reconcile_incoming")
 
 
 def reconcile_records(wh: Warehouse, providers: tuple[str, ...], since: datetime | None
