@@ -140,7 +140,9 @@ def _at(when: datetime | None, default: datetime) -> datetime:
 def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool = False,
                   clock: datetime | None = None) -> Reconciled:
     """Reconcile with resolved settings: ask the gateway about the due batches created in
-    the ``since`` window (None: all), store the comparisons, return every batch's last."""
+    the ``since`` window (None: all), store the comparisons, return every batch's last.
+    ``clock``: the run's time (default now), from which the window and the backoff of a
+    missing or unpriced gateway cost count (tests simulate later runs)."""
     _check_admin(settings)
     db = settings.db_path
     if db != ":memory:" and not db.startswith("md:") and not Path(db).exists():
@@ -149,7 +151,8 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
     start = now - since if since is not None else None
     tol = Tolerance(settings.reconcile_tolerance_pct, settings.reconcile_tolerance_usd)
     with Warehouse(db, lock_timeout_s=settings.lock_timeout_s) as wh:
-        candidates = reconcile_candidates(wh, settings.providers, start, now, recheck)
+        candidates = reconcile_candidates(wh, settings.providers, start, now, recheck,
+                                          f"{tol.pct!r}%|{tol.usd!r}")
         due = [c for c in candidates if c.due]
         sides = batchlake_sides(wh, [(c.provider, c.batch_id) for c in due]) if due else {}
     asked = 0
@@ -174,7 +177,7 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
                 asked = len(checked)
             requests = api.requests
     with Warehouse(db, lock_timeout_s=settings.lock_timeout_s) as wh:
-        store_comparisons(wh, checked, new_run_id(), datetime.now(UTC))
+        store_comparisons(wh, checked, new_run_id(), now)
         records = reconcile_records(wh, settings.providers, start)
     return Reconciled(records, asked=asked, not_due=len(candidates) - len(due),
                       requests=requests, logs_api=logs_api, warnings=warnings)

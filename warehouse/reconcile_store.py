@@ -72,13 +72,16 @@ def _params(text: str, **values: Any) -> dict[str, Any]:
 
 
 def reconcile_candidates(wh: Warehouse, providers: tuple[str, ...], since: datetime | None,
-                         now: datetime, recheck: bool) -> list[ReconcileCandidate]:
+                         now: datetime, recheck: bool, tolerance: str
+                         ) -> list[ReconcileCandidate]:
     """Every loaded batch in the window, newest finished first, each marked ``due`` or not
-    (sql/reconcile/candidates.sql says when)."""
+    (sql/reconcile/candidates.sql says when). ``tolerance``: the classifying tolerance, as
+    text: another one makes every batch due once."""
     text = sql.read("reconcile/candidates.sql")
     with _in_memory(wh), wh.lock:
         df = wh.con.sql(text, params=_params(text, providers=list(providers), since=since,
-                                             now=now, recheck=recheck)).pl()
+                                             now=now, recheck=recheck,
+                                             tolerance=tolerance)).pl()
     return [ReconcileCandidate(**row) for row in df.iter_rows(named=True)]
 
 

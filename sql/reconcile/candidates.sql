@@ -1,7 +1,8 @@
 -- Every batch whose results are loaded (providers $providers, created since $since), with a
--- fingerprint of batchlake's side and whether the gateway is to be asked now: never asked,
--- batchlake's side changed since (refetched or repriced), a missing or unpriced gateway cost
--- whose backoff has passed, or $recheck.
+-- fingerprint of batchlake's side (and of the $tolerance that classified it) and whether the
+-- gateway is to be asked now: never asked, batchlake's side or the tolerance changed since
+-- (refetched or repriced results), a missing or unpriced gateway cost whose backoff has
+-- passed, or $recheck.
 WITH loaded AS (
     SELECT s.provider, s.batch_id, s.loaded_at, b.created_at,
            coalesce(b.completed_at, b.expired_at, b.cancelled_at, b.finalizing_at,
@@ -24,7 +25,8 @@ WITH loaded AS (
                          coalesce(printf('%.9f', s.cost), 'null'),
                          coalesce(s.input_tokens, 0), coalesce(s.cached, 0),
                          coalesce(s.written, 0), coalesce(s.output_tokens, 0),
-                         coalesce(CAST(epoch_us(l.loaded_at) AS VARCHAR), 'null'))
+                         coalesce(CAST(epoch_us(l.loaded_at) AS VARCHAR), 'null'),
+                         $tolerance)
            ) AS fingerprint,
            g.status, g.fingerprint AS compared_fingerprint, g.next_check_at
     FROM loaded l
