@@ -322,21 +322,40 @@ def gateway(
         help="ok; missing (results answer a router's plain 404: a gateway without the "
              "route); bifrost-404 (one Bifrost 404 for every batch); list-only (results and "
              "retrieves both so).")] = "ok",
+    latency: Annotated[str | None, typer.Option(
+        help="A real gateway's pace: wait this long before each answer, per route, e.g. "
+             "list=300ms,retrieve=200ms,results=600ms.", show_default=False)] = None,
+    latency_jitter: Annotated[float, typer.Option(
+        help="Vary each wait by up to this share of its latency (0 to 1).")] = 0.0,
+    max_inflight: Annotated[str | None, typer.Option(
+        help="At most this many requests of a route in flight, e.g. results=12; more are "
+             "answered 429 with Retry-After.", show_default=False)] = None,
+    retry_after: Annotated[int, typer.Option(
+        help="The Retry-After seconds of those 429s.")] = 1,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
     Example: batchlake gateway --port 8080 --batches 100000 --wild --metadata-keys 12
+
+    Example: batchlake gateway --latency list=300ms,results=600ms --max-inflight results=12
     """
-    from batchlake.simulator import RESULTS_ENCODINGS, SimGateway
+    from batchlake.simulator import RESULTS_ENCODINGS, SimGateway, parse_route_values
 
     if results_encoding not in RESULTS_ENCODINGS:
         raise ConfigError(f"--results-encoding {results_encoding!r} is not known; use one of "
                           + ", ".join(RESULTS_ENCODINGS))
-    gw = SimGateway(batches, seed=seed, api_key=api_key, auto_advance_s=tick,
-                    future_share=future_share, providers=parse_providers(providers),
-                    history_s=int(history_days * 86400), metadata_keys=metadata_keys,
-                    wild=wild, results_max_lines=results_max_lines or None,
-                    results_encoding=results_encoding, results_route=results_route)
+    try:  # a bad pace is one line
+        gw = SimGateway(
+            batches, seed=seed, api_key=api_key, auto_advance_s=tick,
+            future_share=future_share, providers=parse_providers(providers),
+            history_s=int(history_days * 86400), metadata_keys=metadata_keys,
+            wild=wild, results_max_lines=results_max_lines or None,
+            results_encoding=results_encoding, results_route=results_route,
+            latency=parse_route_values(latency, "--latency", "duration"),
+            max_inflight=parse_route_values(max_inflight, "--max-inflight", "count"),
+            latency_jitter=latency_jitter, retry_after_s=retry_after)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if results_route not in ("ok", "missing", "bifrost-404", "list-only"):
         raise ConfigError(f"--results-route {results_route!r} is not known; use ok, missing, "
                           "bifrost-404 or list-only")

@@ -2,11 +2,13 @@
 the other layers may use is ``__all__``."""
 
 from batchlake.simulator.batch_accounting import CATALOG, GATEWAY_ONLY, prices_csv
-from batchlake.simulator.logs_routes import FATES, LOGS_MODES, LogsBook, answer_logs, logs_book
+from batchlake.simulator.injected_faults import Fault
+from batchlake.simulator.logs_routes import FATES, LOGS_MODES, LogsBook, logs_book
 from batchlake.simulator.population import DROP, PROVIDERS, Plan, make_population, render
 from batchlake.simulator.result_bodies import RESULTS_ENCODINGS
-from batchlake.simulator.server import Fault, SimGateway
+from batchlake.simulator.route_specs import parse_route_values
+from batchlake.simulator.server import SimGateway
 
 __all__ = ["CATALOG", "DROP", "FATES", "GATEWAY_ONLY", "LOGS_MODES", "PROVIDERS",
-           "RESULTS_ENCODINGS", "Fault", "LogsBook", "Plan", "SimGateway", "answer_logs",
-           "logs_book", "make_population", "prices_csv", "render"]
+           "RESULTS_ENCODINGS", "Fault", "LogsBook", "Plan", "SimGateway", "logs_book",
+           "make_population", "parse_route_values", "prices_csv", "render"]

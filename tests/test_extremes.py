@@ -24,7 +24,7 @@ from batchlake import report_html
 from batchlake.api import VIEWS
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
-from tests.conftest import run_cli
+from tests.cli_runner import invoke
 from tests.notebook_runner import run_notebook
 from tests.test_transforms import gateway_objects
 
@@ -123,25 +123,25 @@ def test_every_read_command_survives_extreme_data(tmp_path_factory: pytest.TempP
     db = str(tmp / "x.duckdb")
     build_db(db, objects + extreme_objects())
     for extra in ([], ["--provider", "gemini"], ["--since", "7d"]):
-        json.loads(_ok(run_cli("report", "--db", db, "--format", "json", *extra)))
-        _ok(run_cli("report", "--db", db, "--format", "csv", *extra))
-        assert "Summary" in _ok(run_cli("report", "--db", db, *extra))
+        json.loads(_ok(invoke("report", "--db", db, "--format", "json", *extra)))
+        _ok(invoke("report", "--db", db, "--format", "csv", *extra))
+        assert "Summary" in _ok(invoke("report", "--db", db, *extra))
     html_path = tmp / "r.html"
-    _ok(run_cli("report", "--db", db, "--html", str(html_path)))
+    _ok(invoke("report", "--db", db, "--html", str(html_path)))
     page = _Html()
     page.feed(html_path.read_text(encoding="utf-8"))
     assert "svg" in page.tags and "table" in page.tags
     # stuck: exit 2 when there are stuck batches (the extremes are open and overdue)
-    stuck = _ok(run_cli("stuck", "--db", db, "--format", "json"), (2,))
+    stuck = _ok(invoke("stuck", "--db", db, "--format", "json"), (2,))
     assert json.loads(stuck)
-    _ok(run_cli("stuck", "--db", db, "--older-than", "2h"), (2,))
+    _ok(invoke("stuck", "--db", db, "--older-than", "2h"), (2,))
     for view in VIEWS:
         q = f"SELECT * FROM {view}"
-        json.loads(_ok(run_cli("sql", q, "--db", db, "--format", "json")))
-        list(csv.reader(io.StringIO(_ok(run_cli("sql", q, "--db", db, "--format", "csv")))))
-    _ok(run_cli("sql", "SELECT * FROM v_daily_summary", "--db", db))
+        json.loads(_ok(invoke("sql", q, "--db", db, "--format", "json")))
+        list(csv.reader(io.StringIO(_ok(invoke("sql", q, "--db", db, "--format", "csv")))))
+    _ok(invoke("sql", "SELECT * FROM v_daily_summary", "--db", db))
     lake = tmp / "lake"
-    _ok(run_cli("export", "parquet", str(lake), "--db", db))
+    _ok(invoke("export", "parquet", str(lake), "--db", db))
     back = duckdb.connect()
     n = back.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
                      [str(lake / "batches" / "**" / "*.parquet")]).fetchall()[0][0]

@@ -14,8 +14,11 @@ import pytest
 
 from batchlake.simulator import SimGateway
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "bifrost" / \
-    "bifrost_batch.schema.json"
+# shared/ sits beside the clone (CI, /work/main) or further up (a worktree in /work/wt/).
+SCHEMA_PATH = next(
+    (p for p in (d / "shared" / "bifrost" / "bifrost_batch.schema.json"
+                 for d in Path(__file__).resolve().parents[1:]) if p.exists()),
+    Path(__file__).resolve().parents[2] / "shared" / "bifrost" / "bifrost_batch.schema.json")
 
 
 def validator(definition: str) -> jsonschema.Draft202012Validator:

@@ -1,0 +1,46 @@
+"""How an injected request fault answers (simulator/injected_faults.py says which are due):
+an error status, a reset or truncated connection, a malformed body, a delay."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+from batchlake.simulator.exchange import Exchange
+from batchlake.simulator.injected_faults import REQUEST_FAULTS
+
+
+def answer_fault(ex: Exchange, provider: str, endpoint: str) -> bool:
+    """Apply the next request fault due for this request; True when it answered (or broke)
+    the request, False when the request goes on (no fault, or only a delay)."""
+    f = ex.gateway.take_fault(provider, endpoint, REQUEST_FAULTS)
+    if f is None:
+        return False
+    if f.kind == "delay":
+        time.sleep(f.delay_s)
+        return False
+    if f.kind == "status":
+        headers = {}
+        if f.retry_after:
+            if f.retry_after.startswith("date:"):
+                when = time.time() + float(f.retry_after[5:])
+                headers["Retry-After"] = email.utils.formatdate(when, usegmt=True)
+            else:
+                headers["Retry-After"] = f.retry_after
+        ex.send_error(f.status, f"injected {f.status}", headers=headers)
+        return True
+    if f.kind == "unconfigured":
+        ex.send_error(400, f"provider {provider} is not configured on this gateway")
+        return True
+    if f.kind == "reset":
+        ex.reset()
+        return True
+    if f.kind == "malformed":
+        ex.send(200, b'{"data": [{"id": "batch_x", "status": ')
+        return True
+    if f.kind == "truncated":
+        ex.begin(200, 5000)
+        ex.write(b'{"data": [')
+        ex.close_after()
+        return True
+    return False
