@@ -14,6 +14,10 @@ into ``accounting.cost``) follow some batches.
 with the admin user and password (401 Bifrost body otherwise; an inference key is not
 enough). ``LogsBook.mode`` plays gateways without the API: ``missing`` (a plain-text 404),
 ``missing-json`` (a JSON 404 body), ``not-allowed`` (405).
+
+The route (``logs_api``, in simulator/route_table.py) is not one of the gateway's inference
+routes: the inference key is not asked for; requests are counted as ``logs`` (under the
+``providers`` parameter, "" without one) and faults with ``endpoint="logs"`` apply.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any, Protocol
 import orjson
 
 from batchlake.simulator.batch_accounting import BatchAccount, account
+from batchlake.simulator.exchange import Exchange
+from batchlake.simulator.fault_answers import answer_fault
 from batchlake.simulator.population import Plan, phase_at
 
 FATES = ("settled", "missing", "unpriced", "double", "off-rate", "cache", "legacy-id")
@@ -295,3 +301,14 @@ def answer_logs(gw: Gateway, path: str, query: dict[str, list[str]], authorizati
     if row is None:
         return 404, _json_error(404, "log not found"), "application/json"
     return 200, row, "application/json"
+
+
+def logs_api(ex: Exchange) -> None:
+    """``GET /api/logs`` and ``GET /api/logs/{id}``."""
+    provider = ex.arg("providers") or ""
+    ex.gateway.count_request("logs", provider)
+    if answer_fault(ex, provider, "logs"):
+        return
+    status, body, content_type = answer_logs(ex.gateway, ex.path, ex.query,
+                                             ex.handler.headers.get("Authorization", ""))
+    ex.send(status, body, content_type=content_type)

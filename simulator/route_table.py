@@ -4,8 +4,9 @@ A new route is one line here and its function in its own module. A route with a 
 one of the gateway's API routes: requests to it are counted under that name, checked for the
 key and (``provider_required``) the ``provider`` query parameter before the function runs,
 and the name is what faults (``Fault.endpoint``), latencies and in-flight caps refer to.
-Routes without a name are the simulator's own (no key, not counted). The first route whose
-method matches and whose pattern matches the whole path answers.
+Routes without a name are the simulator's own (no key, not counted), or answer with checks of
+their own (the logs API: Bifrost's admin auth, counted as ``logs`` by its function). The first
+route whose method matches and whose pattern matches the whole path answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from batchlake.simulator.batch_routes import batch_results, list_batches, retrieve_batch
 from batchlake.simulator.control_routes import health, sim_advance, sim_faults, sim_stats
 from batchlake.simulator.exchange import Exchange
+from batchlake.simulator.logs_routes import logs_api
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ ROUTES: tuple[Route, ...] = (
     # "/v1/batches/results" too: a results request with an empty id
     route("GET", "/v1/batches(?:/(?P<batch_id>.*))?/results", batch_results, "results"),
     route("GET", "/v1/batches/(?P<batch_id>.*)", retrieve_batch, "retrieve"),
+    # Bifrost's management API (its own auth, not the inference key): the batch cost rows
+    route("GET", "/api/logs(?:/.*)?", logs_api),
 )
 
 ROUTE_NAMES: frozenset[str] = frozenset(r.name for r in ROUTES if r.name)

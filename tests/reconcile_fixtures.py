@@ -1,6 +1,7 @@
 """What the reconcile tests build: a simulated gateway whose finished batches each have a
 known fate in its logs API (simulator/logs_routes.py), synced by batchlake with the gateway's
-own catalog as its prices file, so that an honest row matches to the last digit."""
+own catalog as its prices file, so that an honest row matches to the last digit. Lines carry
+~100k tokens, so that every batch costs cents, far above the $0.0001 tolerance."""
 
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def reconcile_gateway(make_gateway: Any, **kw: Any) -> SimGateway:
     for i, (bid, (fate, echoes, model)) in enumerate(OPENAI.items()):
         gw.add_plan(finished("openai", bid, 1 + i * 0.1))
         gw.results_bodies[("openai", bid)] = body(bid, [
-            chat(f"{bid}-{k}", model, 1000 + 10 * k, 200 * (k % 2), 50 + k)
+            chat(f"{bid}-{k}", model, 100_000 + 10 * k, 20_000 * (k % 2), 5_000 + k)
             for k in range(4)])
         book.fates[("openai", bid)], book.echoes[("openai", bid)] = fate, echoes
     for bid, (fate, echoes, model) in ANTHROPIC.items():
         gw.add_plan(finished("anthropic", bid, 2, model="claude-sonnet-4"))
         gw.results_bodies[("anthropic", bid)] = orjson.dumps({"batch_id": bid, "results": [
-            message(f"{bid}-{k}", model, 300, 500, 100 * (k % 2), 40) for k in range(3)]})
+            message(f"{bid}-{k}", model, 30_000, 50_000, 10_000 * (k % 2), 4_000)
+            for k in range(3)]})
         book.fates[("anthropic", bid)], book.echoes[("anthropic", bid)] = fate, echoes
     return gw
 
