@@ -332,6 +332,14 @@ def gateway(
              "answered 429 with Retry-After.", show_default=False)] = None,
     retry_after: Annotated[int, typer.Option(
         help="The Retry-After seconds of those 429s.")] = 1,
+    logs_api: Annotated[str, typer.Option(
+        help="Bifrost's logs API with each batch's cost row: ok; missing (a plain 404, as "
+             "Bifrost 1.x), missing-json (a JSON 404) or not-allowed (405).")] = "ok",
+    admin_user: Annotated[str | None, typer.Option(
+        help="With --admin-password: /api/* takes only these as Basic auth (401 "
+             "otherwise).", show_default=False)] = None,
+    admin_password: Annotated[str | None, typer.Option(
+        help="The simulated gateway's admin password.", show_default=False)] = None,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -361,6 +369,16 @@ def gateway(
                           "bifrost-404 or list-only")
     if big_batch:
         gw.add_big_batch(big_batch)
+    from batchlake.simulator import LOGS_MODES, logs_book
+
+    if logs_api not in LOGS_MODES:
+        raise ConfigError(f"--logs-api {logs_api!r} is not known; use one of "
+                          + ", ".join(LOGS_MODES))
+    if (admin_user is None) != (admin_password is None):
+        raise ConfigError("pass both --admin-user and --admin-password, or neither")
+    logs_book(gw).mode = logs_api
+    if admin_user is not None and admin_password is not None:
+        logs_book(gw).admin = (admin_user, admin_password)
     try:
         gw.serve_forever(port=port, on_ready=lambda url: err.print(
             f"simulated gateway on {url} ({batches} batches)", highlight=False))

@@ -54,3 +54,17 @@ def test_file_from_before_row_key_finds_its_batches_again(gateway: Any, db_path:
     assert sum(r.counts.unchanged for r in rep.results) == n
     assert rows(db_path, "SELECT count(*), count(DISTINCT (provider, batch_id)), count(row_key) "
                          "FROM batches") == [(n, n, n)]
+
+
+def test_a_migration_numbered_below_one_applied_still_runs(db_path: str) -> None:
+    """Branches merge migrations in any order (and numbers may skip): a file not yet
+    recorded runs, whatever the highest version applied."""
+    Warehouse(db_path).close()
+    con = duckdb.connect(db_path)
+    con.execute("DROP TABLE price_tiers")  # as if 004 arrived after the later ones ran
+    con.execute("DELETE FROM schema_migrations WHERE version = 4")
+    con.execute("UPDATE schema_state SET fingerprint = 'a merge brought 004'")
+    con.close()
+    Warehouse(db_path).close()
+    assert rows(db_path, "SELECT count(*) FROM schema_migrations WHERE version = 4") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM price_tiers") == [(0,)]

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import polars as pl
 import pytest
 import typer
 
@@ -18,7 +22,7 @@ import batchlake
 from batchlake.cli import app
 from batchlake.simulator import Fault, SimGateway, logs_book
 from tests.cli_runner import invoke
-from tests.conftest import FAST_RETRY, rows, run_cli
+from tests.conftest import FAST_RETRY, ROOT, rows, run_cli
 from tests.reconcile_fixtures import STATUSES, logs_requests, reconcile_gateway, write_prices
 
 PROVIDERS = "openai,anthropic"
@@ -198,12 +202,37 @@ def test_the_cli_prints_each_batch_and_json_records(make_gateway: Any, tmp_path:
     assert not (tmp_path / "none.duckdb").exists()
 
 
-def test_reconcile_runs_as_a_real_process(make_gateway: Any, tmp_path: Path) -> None:
-    gw, db = _synced(make_gateway, tmp_path)
-    res = run_cli("reconcile", "--base-url", gw.base_url, "--db", db, "--providers",
-                  PROVIDERS, "--format", "json")
-    assert res.returncode == 0, res.stderr
-    assert {r["batch_id"]: r["status"] for r in json.loads(res.stdout)} == STATUSES
+def test_reconcile_runs_as_a_real_process_against_batchlake_gateway(tmp_path: Path) -> None:
+    """`batchlake gateway` serves the logs API behind admin credentials; `batchlake
+    reconcile`, a process of its own, reads it with them from the environment."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchlake", "gateway", "--port", "0", "--batches", "60",
+         "--providers", PROVIDERS, "--admin-user", "admin", "--admin-password", SECRET],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().split(" on ")[1].split()[0]
+        db = str(tmp_path / "lake.duckdb")
+        assert run_cli("sync", "--base-url", url, "--db", db, "--providers", PROVIDERS,
+                       "--prices", write_prices(tmp_path), "--results-budget", "0"
+                       ).returncode == 0
+        env = {"BIFROST_ADMIN_USER": "admin", "BIFROST_ADMIN_PASSWORD": SECRET}
+        res = run_cli("reconcile", "--base-url", url, "--db", db, "--providers", PROVIDERS,
+                      "--format", "json", env=env)
+        assert res.returncode == 0, res.stderr
+        records = json.loads(res.stdout)
+        loaded = rows(db, "SELECT count(*) FROM batch_results_state WHERE state = 'loaded'")
+        assert len(records) == loaded[0][0] > 0
+        assert {r["status"] for r in records} <= set(batchlake.Reconciled(
+            records=pl.DataFrame()).counts()) and any(r["status"] == "match" for r in records)
+        again = run_cli("reconcile", "--base-url", url, "--db", db, "--providers", PROVIDERS,
+                        env=env)
+        assert again.returncode == 0 and "asked the gateway about 0 in 0 requests" in \
+            again.stderr
+        assert SECRET not in res.stdout + res.stderr + again.stdout + again.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_the_report_and_the_view_sum_it_per_provider_and_day(make_gateway: Any,
@@ -233,3 +262,48 @@ def test_reconcile_has_a_python_twin_with_its_parameters() -> None:
     cli = {p.name for p in cmd.params if p.name} - {"fmt"}
     twin = set(inspect.signature(batchlake.reconcile).parameters)
     assert cli <= twin and twin - cli == {"config", "clock"}
+
+
+def test_the_simulated_logs_api_answers_and_pages_as_bifrosts(make_gateway: Any) -> None:
+    gw = reconcile_gateway(make_gateway)
+    get = httpx.Client(base_url=gw.base_url, timeout=5).get
+    for params, message in (({"limit": 0}, "limit must be greater than 0"),
+                            ({"limit": 1001}, "limit cannot exceed 1000"),
+                            ({"offset": -1}, "offset cannot be negative")):
+        res = get("/api/logs", params=params)
+        assert res.status_code == 400 and res.json()["error"]["message"] == message
+    everything = get("/api/logs", params={"objects": "batch_results", "limit": 1000}).json()
+    total = everything["pagination"]["total_count"]
+    echoes = [r for r in everything["logs"] if r["batch_debug"]["accounting"].get("echo")]
+    assert total == len(everything["logs"]) == len(STATUSES) - 1 + len(echoes)
+    assert all("cost" not in r and r["batch_debug"]["accounting"]["cost"] for r in echoes)
+    stamps = [r["timestamp"] for r in everything["logs"]]
+    assert stamps == sorted(stamps, reverse=True)  # newest first, as Bifrost sorts
+    paged = [r["id"] for offset in range(0, total, 4) for r in get("/api/logs", params={
+        "limit": 4, "offset": offset, "order": "asc"}).json()["logs"]]
+    assert sorted(paged) == sorted(r["id"] for r in everything["logs"]) and len(set(paged)) \
+        == total
+    only = get("/api/logs", params={"providers": "anthropic", "limit": 1000}).json()
+    assert [r["batch_debug"]["batch_id"] for r in only["logs"]] == ["m-cache"]
+    late = get("/api/logs", params={"start_time": "2999-01-01T00:00:00Z"}).json()
+    assert late["logs"] == [] and late["has_logs"] is False
+    echo = get(f"/api/logs/{echoes[0]['id']}").json()
+    assert echo["batch_debug"]["accounting"]["echo"] is True
+    gone = get("/api/logs/00000000-0000-0000-0000-000000000000")
+    assert gone.status_code == 404 and gone.json()["error"]["message"] == "log not found"
+
+
+def test_rows_of_older_builds_are_found_in_the_list_page_by_page(
+        make_gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw, db = _synced(make_gateway, tmp_path)
+    book = logs_book(gw)
+    for key in book.fates:
+        book.fates[key] = "legacy-id"
+    monkeypatch.setattr("batchlake.gateway.logs_api.PAGE", 3)
+    rep = _reconcile(gw, db)
+    # a probe, a request by id per batch (each a 404), then a listing per provider, 3 rows
+    # a page: OpenAI's 8 cost rows and their 6 echo rows, Anthropic's one row
+    assert sum(n for (p, _), n in book.echoes.items() if p == "openai") == 6
+    assert rep.requests == 1 + len(STATUSES) + 5 + 1
+    assert set(rep.records.get_column("found_by")) == {"list"}
+    assert rep.counts()["gateway_missing"] == 0
