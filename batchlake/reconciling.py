@@ -87,7 +87,7 @@ def _check_admin(settings: Settings) -> None:
                           "the config file (never an option: it would show in process lists)")
 
 
-def _look_up(api: LogsApi, due: list[ReconcileCandidate]
+def _look_up(api: LogsApi, due: list[ReconcileCandidate], now: datetime
              ) -> tuple[dict[tuple[str, str], tuple[GatewayCost | None, str | None, int]],
                         list[str]]:
     """Each due batch's cost row: by its id, else (the ids of older builds) from the list
@@ -106,7 +106,6 @@ def _look_up(api: LogsApi, due: list[ReconcileCandidate]
             found[key] = (row, "id", 0)
         else:
             fallback[key[0]].append(by_key[key])
-    now = datetime.now(UTC)
     for provider, batches in fallback.items():
         start = min(_at(c.finished_at, now) for c in batches) - BEFORE_FINISH
         end = min(now, max(_at(c.loaded_at or c.finished_at, now) for c in batches)
@@ -170,7 +169,7 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
                 if probe.rows == 0:
                     warnings.append("the gateway's logs hold no batch cost rows at all: "
                                     "Bifrost prices batches from v2.0.0 on")
-                found, failed = _look_up(api, due)
+                found, failed = _look_up(api, due, now)
                 warnings += failed
                 checked = [_checked(sides[k], found[k], tol, c.fingerprint)
                            for c in due if (k := (c.provider, c.batch_id)) in found]
