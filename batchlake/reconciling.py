@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,12 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
 def _checked(side: BatchlakeSide, found: tuple[GatewayCost | None, str | None, int],
              tol: Tolerance, fingerprint: str) -> Checked:
     row, how, others = found
-    return Checked(compare(side, row, tol), row, how, others, fingerprint)
+    cmp = compare(side, row, tol)
+    if row is None and others:  # say why the rows the gateway does have were not the bill
+        cmp = replace(cmp, reason=f"{cmp.reason} ({others:,} echo row"
+                      f"{'' if others == 1 else 's'} of later /results fetches passed over: "
+                      "never the bill)")
+    return Checked(cmp, row, how, others, fingerprint)
 
 
 def reconcile(*, base_url: str | None = None, providers: str | Sequence[str] | None = None,

@@ -71,6 +71,7 @@ def test_each_status_over_http_and_a_second_run_asks_nothing(make_gateway: Any,
     stored = dict((b, (by, echoes)) for b, by, echoes in rows(
         db, "SELECT batch_id, found_by, echo_rows FROM gateway_batch_costs"))
     assert stored["b-missing"] == (None, 2) and stored["b-legacy"] == ("list", 1)
+    assert "2 echo rows of later /results fetches passed over" in got["b-missing"]["reason"]
     assert len(stored) == len(STATUSES)  # one row per batch
     # a probe, one request by id per batch, one listing for the two not found by id
     assert rep.requests == logs_requests(gw) == 1 + len(STATUSES) + 1
