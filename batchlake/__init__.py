@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         stuck,
         sync,
     )
+    from batchlake.reconciling import Reconciled, reconcile
     from batchlake.retrying import RetryReport, retry
     from batchlake.run import ProviderResult, SyncReport
 
@@ -63,8 +64,9 @@ if TYPE_CHECKING:
 _COMMANDS = ("sync", "fetch", "results", "results_status", "report", "stuck", "reprice",
              "export_parquet", "schema", "config", "query", "Report", "ResultsStatus",
              "Repriced", "SettingsInForce")
-# batchlake retry's twin lives with its stage (batchlake/retrying.py).
-_RETRY = ("retry", "RetryReport")
+# Commands whose twins live in their stage's module (batchlake/<module>.py).
+_STAGE_COMMANDS = {"reconcile": "reconciling", "Reconciled": "reconciling",
+                   "retry": "retrying", "RetryReport": "retrying"}
 
 __all__ = [
     "Auth",
@@ -81,6 +83,7 @@ __all__ = [
     "GatewayUnreachable",
     "Lake",
     "ProviderResult",
+    "Reconciled",
     "Report",
     "Repriced",
     "ResultsStatus",
@@ -94,6 +97,7 @@ __all__ = [
     "fetch",
     "frame",
     "query",
+    "reconcile",
     "report",
     "reprice",
     "results",
@@ -115,10 +119,10 @@ def __getattr__(name: str) -> Any:
         from batchlake import commands
 
         return getattr(commands, name)
-    if name in _RETRY:
-        from batchlake import retrying
+    if name in _STAGE_COMMANDS:
+        import importlib
 
-        return getattr(retrying, name)
+        return getattr(importlib.import_module(f"batchlake.{_STAGE_COMMANDS[name]}"), name)
     if name in ("SyncReport", "ProviderResult"):
         from batchlake import run
 

@@ -26,7 +26,7 @@ VIEWS = ("v_daily_summary", "v_durations", "v_overdue", "v_error_codes", "v_cach
          "v_cache_similarity", "v_latency", "v_status_transitions", "v_status_time",
          "v_batch_costs", "v_daily_costs", "v_model_costs", "v_provider_costs", "v_tag_costs",
          "v_request_errors", "v_unpriced_models", "v_retry_lineage", "v_request_outcomes",
-         "v_unanswered_requests")
+         "v_unanswered_requests", "v_cost_reconcile")
 
 
 def _say_on_stderr(message: str) -> None:

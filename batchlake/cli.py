@@ -40,6 +40,7 @@ from batchlake.cli_render import (
     out,
     print_frame,
     print_json,
+    print_reconcile,
     print_report,
     print_results_run,
     print_results_status,
@@ -344,6 +345,14 @@ def gateway(
              "answered 429 with Retry-After.", show_default=False)] = None,
     retry_after: Annotated[int, typer.Option(
         help="The Retry-After seconds of those 429s.")] = 1,
+    logs_api: Annotated[str, typer.Option(
+        help="Bifrost's logs API with each batch's cost row: ok; missing (a plain 404, as "
+             "Bifrost 1.x), missing-json (a JSON 404) or not-allowed (405).")] = "ok",
+    admin_user: Annotated[str | None, typer.Option(
+        help="With --admin-password: /api/* takes only these as Basic auth (401 "
+             "otherwise).", show_default=False)] = None,
+    admin_password: Annotated[str | None, typer.Option(
+        help="The simulated gateway's admin password.", show_default=False)] = None,
 ) -> None:
     """Run the simulated Bifrost gateway (for the demo, tests and benchmarks).
 
@@ -376,6 +385,16 @@ def gateway(
         big = gw.add_big_batch(big_batch)
         if big_input_padding:
             gw.files.input_padding[big.id] = big_input_padding
+    from batchlake.simulator import LOGS_MODES, logs_book
+
+    if logs_api not in LOGS_MODES:
+        raise ConfigError(f"--logs-api {logs_api!r} is not known; use one of "
+                          + ", ".join(LOGS_MODES))
+    if (admin_user is None) != (admin_password is None):
+        raise ConfigError("pass both --admin-user and --admin-password, or neither")
+    logs_book(gw).mode = logs_api
+    if admin_user is not None and admin_password is not None:
+        logs_book(gw).admin = (admin_user, admin_password)
     try:
         gw.serve_forever(port=port, on_ready=lambda url: err.print(
             f"simulated gateway on {url} ({batches} batches)", highlight=False))
@@ -621,6 +640,50 @@ def spread_inputs(args: list[str]) -> list[str]:
         taking = False
         out.append(a)
     return out
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    base_url: BaseUrlOpt = None,
+    providers: ProvidersOpt = None,
+    db: DbOpt = None,
+    api_key: ApiKeyOpt = None,
+    api_key_header: ApiKeyHeaderOpt = None,
+    admin_user: Annotated[str | None, typer.Option(
+        help="Bifrost's admin user, for its logs API (/api/*; env BIFROST_ADMIN_USER); the "
+             "password only from BIFROST_ADMIN_PASSWORD or the config file.",
+        show_default=False)] = None,
+    since: Annotated[str, typer.Option(
+        help="Batches created in the last 30d / 7d / 24h (0: all).")] = "30d",
+    recheck: Annotated[bool, typer.Option(
+        help="Ask the gateway again about every batch in the window, not only those due.")
+    ] = False,
+    tolerance_pct: Annotated[float | None, typer.Option(
+        help="Costs match within this % of the larger (default 0.01; env "
+             "BATCHLAKE_RECONCILE_TOLERANCE_PCT) …", show_default=False)] = None,
+    tolerance_usd: Annotated[float | None, typer.Option(
+        help="… or this many USD, whichever is larger (default 0.0001; env "
+             "BATCHLAKE_RECONCILE_TOLERANCE_USD).", show_default=False)] = None,
+    lock_timeout: LockTimeoutOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Check the gateway's bill: each finished batch's cost beside the cost Bifrost itself
+    recorded (its logs API), with a status per batch: match, differs (and why),
+    gateway_unpriced, gateway_missing, batchlake_unpriced. Only batches never compared, whose
+    results were refetched or repriced since, or whose gateway cost was missing or NULL are
+    asked again.
+
+    Example: BIFROST_ADMIN_PASSWORD=… batchlake reconcile --admin-user admin --since 7d
+    """
+    check_format(fmt)
+    from batchlake.reconciling import reconcile
+
+    rep = reconcile(base_url=base_url, providers=providers, db=db, api_key=api_key,
+                    api_key_header=api_key_header, admin_user=admin_user,
+                    since=None if since.strip() in ("0", "") else since, recheck=recheck,
+                    tolerance_pct=tolerance_pct, tolerance_usd=tolerance_usd,
+                    lock_timeout=lock_timeout, config=_CONFIG["file"])
+    print_reconcile(rep, fmt)
 
 
 def main(args: list[str] | None = None) -> None:

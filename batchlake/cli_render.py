@@ -23,6 +23,7 @@ from batchlake.common import ConfigError
 
 if TYPE_CHECKING:
     from batchlake.commands import Report, ResultsStatus
+    from batchlake.reconciling import Reconciled
     from batchlake.retrying import RetryReport
     from batchlake.run import SyncReport
 
@@ -261,3 +262,28 @@ def print_retry_report(rep: RetryReport, fmt: str) -> None:
     if rep.total and not rep.submitted:
         say("nothing was written to the gateway: submit with --submit, or upload the files "
             "yourself")
+
+
+RECONCILE_COLUMNS = ("provider", "batch_id", "batchlake_cost", "gateway_cost", "difference",
+                     "status", "reason")
+
+
+def _usd_cell(value: float | None) -> str:
+    return "" if value is None else f"{value:,.6f}"
+
+
+def print_reconcile(rep: Reconciled, fmt: str) -> None:
+    """``batchlake reconcile``: a line per batch (differences first; USD to 6 places), JSON
+    records with every field; warnings and the run's summary on stderr."""
+    if fmt == "json":
+        print_json(rep.records)
+    else:
+        df = rep.records.select(RECONCILE_COLUMNS)
+        if fmt == "table":
+            df = df.with_columns(pl.col(c).map_elements(_usd_cell, return_dtype=pl.String)
+                                 for c in ("batchlake_cost", "gateway_cost", "difference"))
+        print_frame(df, fmt, title="each batch's cost beside the gateway's (difference = "
+                    "gateway - batchlake, USD)")
+    for w in rep.warnings:
+        err.print(f"warning: {w}", highlight=False, markup=False, soft_wrap=True)
+    err.print(rep.summary(), highlight=False, markup=False, soft_wrap=True)

@@ -76,6 +76,14 @@ def costs(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
     return _section(con, "costs", since=_since(since), provider=provider)
 
 
+def cost_reconcile(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
+                   provider: str | None = None) -> pl.DataFrame:
+    """The gateway's bill beside batchlake's per provider and day (v_cost_reconcile, filled
+    by batchlake reconcile): batches checked, matched, differing and by how much, unpriced or
+    missing at the gateway, unpriced in batchlake."""
+    return _section(con, "cost_reconcile", since=_since(since), provider=provider)
+
+
 def request_errors(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
                    provider: str | None = None, limit: int = 10) -> pl.DataFrame:
     """The most frequent request error codes across the batches' results."""
@@ -104,6 +112,7 @@ def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
         "summary": summary(con, since, provider),
         "durations": durations(con, since, provider),
         "costs": costs(con, since, provider),
+        "cost_reconcile": cost_reconcile(con, since, provider),
         "request_errors": request_errors(con, since, provider),
         "unpriced": unpriced(con, provider),
         "results_backlog": results_backlog(con, provider),

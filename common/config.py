@@ -70,8 +70,12 @@ ENV_NAMES: dict[str, str] = {
     "publish_storage_version": "BATCHLAKE_PUBLISH_STORAGE_VERSION",
     "insecure": "BATCHLAKE_INSECURE",
     "poll_interval": "BATCHLAKE_POLL_INTERVAL_S",
+    "admin_user": "BIFROST_ADMIN_USER",
+    "admin_password": "BIFROST_ADMIN_PASSWORD",
+    "reconcile_tolerance_pct": "BATCHLAKE_RECONCILE_TOLERANCE_PCT",
+    "reconcile_tolerance_usd": "BATCHLAKE_RECONCILE_TOLERANCE_USD",
 }
-SECRETS = ("api_key", "basic_password")
+SECRETS = ("api_key", "basic_password", "admin_password")
 CONFIG_FILE = "batchlake.toml"
 # option name -> Settings field, where they differ
 _FIELD = {"db": "db_path", "timeout": "timeout_s", "lock_timeout": "lock_timeout_s",
@@ -132,6 +136,12 @@ class ConfigValues(BaseSettings):
     insecure: bool | None = _f("insecure", "Do not verify TLS certificates.")
     poll_interval: float | None = Field(None, gt=0, validation_alias=AliasChoices(
         "poll_interval", ENV_NAMES["poll_interval"]))
+    admin_user: str | None = _f("admin_user", "Bifrost admin user, for /api/* (Basic auth).")
+    admin_password: SecretStr | None = _f("admin_password", "Bifrost admin password.")
+    reconcile_tolerance_pct: float | None = Field(None, ge=0, validation_alias=AliasChoices(
+        "reconcile_tolerance_pct", ENV_NAMES["reconcile_tolerance_pct"]))
+    reconcile_tolerance_usd: float | None = Field(None, ge=0, validation_alias=AliasChoices(
+        "reconcile_tolerance_usd", ENV_NAMES["reconcile_tolerance_usd"]))
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -193,6 +203,10 @@ class Resolved:
             "publish_storage_version": s.publish_storage_version or "",
             "insecure": str(not s.verify_tls).lower(),
             "poll_interval": f"{s.poll_interval_s:g}",
+            "admin_user": s.auth.admin_user or "",
+            "admin_password": _mask(s.auth.admin_password),
+            "reconcile_tolerance_pct": f"{s.reconcile_tolerance_pct:g}",
+            "reconcile_tolerance_usd": f"{s.reconcile_tolerance_usd:g}",
         }
         return [{"setting": k, "value": v, "source": self.sources.get(k, "default")}
                 for k, v in shown.items()]
@@ -292,7 +306,8 @@ def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
                  "lock_timeout", "page_limit", "chunk_size", "concurrency", "max_inflight",
                  "store_raw",
                  "store_result_bodies", "results", "results_limit", "results_budget",
-                 "publish", "publish_storage_version", "db", "poll_interval"):
+                 "publish", "publish_storage_version", "db", "poll_interval",
+                 "reconcile_tolerance_pct", "reconcile_tolerance_usd"):
         value = getattr(v, name)
         if value is not None:
             kw[_FIELD.get(name, name)] = value
@@ -316,6 +331,10 @@ def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
                           basic_user=v.basic_user, basic_password=pw)
     elif url_auth is not None:
         kw["auth"] = url_auth
+    if v.admin_user is not None or v.admin_password is not None:
+        kw["auth"] = replace(kw.get("auth") or Auth(), admin_user=v.admin_user,
+                             admin_password=v.admin_password.get_secret_value()
+                             if v.admin_password else None)
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: val for k, val in kw.items() if k in known})
 

@@ -25,17 +25,22 @@ class Auth:
     basic_password: str | None = None
     header_name: str | None = None  # send api_key in this header instead (e.g. x-api-key)
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Bifrost's admin credentials, for its management API (/api/*, e.g. the logs `batchlake
+    # reconcile` reads): sent as Basic auth there only; inference keys are refused there.
+    admin_user: str | None = None
+    admin_password: str | None = None
 
     def __repr__(self) -> str:
         kinds = [k for k, v in (("bearer", self.api_key and not self.header_name),
                                 ("basic", self.basic_user is not None),
-                                ("header", self.header_name)) if v]
+                                ("header", self.header_name),
+                                ("admin", self.admin_user is not None)) if v]
         return f"Auth({', '.join(kinds) or 'none'})"
 
     __str__ = __repr__
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.api_key, self.basic_password) if s] + [
+        return [s for s in (self.api_key, self.basic_password, self.admin_password) if s] + [
             v for _, v in self.extra_headers if v]
 
 
@@ -104,6 +109,10 @@ class Settings:
     # one results request costs from a millisecond (a 404) to minutes (a 100k-request body
     # the gateway downloads from the provider), and a scheduled run must end in its interval.
     results_budget_s: float = 60.0
+    # `batchlake reconcile`: batchlake's and the gateway's cost of a batch match when they
+    # differ by at most max(this % of the larger, this many USD) (docs/costs.md).
+    reconcile_tolerance_pct: float = 0.01
+    reconcile_tolerance_usd: float = 0.0001
 
     def __repr__(self) -> str:
         return (f"Settings(base_url={redact_url(self.base_url)!r}, auth={self.auth!r}, "

@@ -5,7 +5,9 @@ from batchlake.gateway.answers import parse_retry_after
 from batchlake.gateway.client import GatewayClient, ListingReport, Page
 from batchlake.gateway.files_api import FilesClient, InputUnavailable
 from batchlake.gateway.limiter import AdaptiveLimit, LimitStats, Slot
+from batchlake.gateway.logs_api import LogsApi, LogsApiAuthError, LogsProbe
 from batchlake.gateway.stream import ResultsBody
 
 __all__ = ["AdaptiveLimit", "FilesClient", "GatewayClient", "InputUnavailable", "LimitStats",
-           "ListingReport", "Page", "ResultsBody", "Slot", "parse_retry_after"]
+           "ListingReport", "LogsApi", "LogsApiAuthError", "LogsProbe", "Page", "ResultsBody",
+           "Slot", "parse_retry_after"]

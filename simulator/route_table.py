@@ -4,8 +4,9 @@ A new route is one line here and its function in its own module. A route with a 
 one of the gateway's API routes: requests to it are counted under that name, checked for the
 key and (``provider_required``) the ``provider`` query parameter before the function runs,
 and the name is what faults (``Fault.endpoint``), latencies and in-flight caps refer to.
-Routes without a name are the simulator's own (no key, not counted). The first route whose
-method matches and whose pattern matches the whole path answers.
+Routes without a name are the simulator's own (no key, not counted), or answer with checks of
+their own (the logs API: Bifrost's admin auth, counted as ``logs`` by its function). The first
+route whose method matches and whose pattern matches the whole path answers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from batchlake.simulator.batch_routes import batch_results, list_batches, retrie
 from batchlake.simulator.control_routes import health, sim_advance, sim_faults, sim_stats
 from batchlake.simulator.exchange import Exchange
 from batchlake.simulator.files_routes import batch_create, file_content, file_upload
+from batchlake.simulator.logs_routes import logs_api
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ ROUTES: tuple[Route, ...] = (
     route("GET", "/v1/files/(?P<file_id>.+)/content", file_content, "file_content"),
     route("POST", "/v1/files", file_upload, "file_upload", provider_required=False),
     route("POST", "/v1/batches", batch_create, "batch_create", provider_required=False),
+    # Bifrost's management API (its own auth, not the inference key): the batch cost rows
+    route("GET", "/api/logs(?:/.*)?", logs_api),
 )
 
 ROUTE_NAMES: frozenset[str] = frozenset(r.name for r in ROUTES if r.name)

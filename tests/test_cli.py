@@ -172,8 +172,8 @@ def test_report_json_and_html(gateway: SimGateway, db_path: str, tmp_path: Path)
     sync(settings_for(gateway, db_path))
     res = invoke("report", "--db", db_path, "--format", "json")
     data = json.loads(res.stdout)
-    assert set(data) == {"summary", "durations", "costs", "request_errors", "unpriced",
-                         "results_backlog",
+    assert set(data) == {"summary", "durations", "costs", "cost_reconcile", "request_errors",
+                         "unpriced", "results_backlog",
                          "top_errors", "cache", "overdue"}
     total = sum(len(gateway.truth(p)) for p in gateway.providers)
     assert sum(r["batches"] for r in data["summary"]) == total

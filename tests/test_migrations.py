@@ -6,6 +6,7 @@ from typing import Any
 
 import duckdb
 
+from batchlake import sql
 from batchlake.pipeline import sync
 from batchlake.transforms import TABLES
 from batchlake.warehouse import Warehouse
@@ -19,7 +20,9 @@ def test_tables_match_the_schema_definition(db_path: str) -> None:
                                             "WHERE table_name = ? ORDER BY ordinal_position",
                                    [t.name])]
         assert cols == t.column_names(), t.name
-    assert rows(db_path, "SELECT max(version) FROM schema_migrations") == [(4,)]
+    numbers = [int(name.split("_", 1)[0]) for name in sql.listing("migrations")]
+    assert rows(db_path, "SELECT version FROM schema_migrations ORDER BY 1") == \
+        [(n,) for n in numbers]
 
 
 def test_older_file_gains_missing_columns_and_keeps_its_rows(gateway: Any, db_path: str
@@ -51,3 +54,17 @@ def test_file_from_before_row_key_finds_its_batches_again(gateway: Any, db_path:
     assert sum(r.counts.unchanged for r in rep.results) == n
     assert rows(db_path, "SELECT count(*), count(DISTINCT (provider, batch_id)), count(row_key) "
                          "FROM batches") == [(n, n, n)]
+
+
+def test_a_migration_numbered_below_one_applied_still_runs(db_path: str) -> None:
+    """Branches merge migrations in any order (and numbers may skip): a file not yet
+    recorded runs, whatever the highest version applied."""
+    Warehouse(db_path).close()
+    con = duckdb.connect(db_path)
+    con.execute("DROP TABLE price_tiers")  # as if 004 arrived after the later ones ran
+    con.execute("DELETE FROM schema_migrations WHERE version = 4")
+    con.execute("UPDATE schema_state SET fingerprint = 'a merge brought 004'")
+    con.close()
+    Warehouse(db_path).close()
+    assert rows(db_path, "SELECT count(*) FROM schema_migrations WHERE version = 4") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM price_tiers") == [(0,)]

@@ -439,6 +439,52 @@ PRICE_TIERS = Table(
     ("rank", "provider", "model", "rate", "start_tokens"),
 )
 
+# -- the gateway's bill (batchlake reconcile; rules in docs/costs.md) -----------------------
+GATEWAY_BATCH_COSTS = Table(
+    "gateway_batch_costs",
+    "One row per finished batch whose cost was compared with the gateway's own (Bifrost 2's "
+    "batch cost row in its logs API): what the gateway recorded, batchlake's cost beside it, "
+    "and the status. A batch is compared again only when batchlake's side changed (refetched "
+    "or repriced results) or, for a missing or unpriced gateway cost, after a backoff.",
+    (
+        *_IDENTITY,
+        _c("status", "str", "match | differs | gateway_unpriced | gateway_missing | "
+           "batchlake_unpriced.", not_null=True),
+        _c("reason", "str", "Why, where the data tells (differs: tokens, requests, models, "
+           "rates, billed k times)."),
+        _c("batchlake_cost", "float", "batchlake's cost of the batch at compare time, USD."),
+        _c("gateway_cost", "float", "The gateway's cost, USD; NULL when it left it NULL or "
+           "has no row."),
+        _c("difference", "float", "gateway_cost - batchlake_cost, USD."),
+        _c("log_id", "str", "Id of the gateway's cost row (UUIDv5 of provider:batch_id, or "
+           "an older build's)."),
+        _c("found_by", "str", "'id' (GET /api/logs/{id}) or 'list' (GET /api/logs, matched "
+           "on batch_debug.batch_id); NULL when there is no row."),
+        _c("gateway_model", "str", "The row's model: one model, or 'mixed'."),
+        _c("prompt_tokens", "int", "The row's token_usage.prompt_tokens."),
+        _c("completion_tokens", "int", "The row's token_usage.completion_tokens."),
+        _c("total_tokens", "int", "The row's token_usage.total_tokens."),
+        _c("requests_total", "int", "batch_debug.request_counts.total."),
+        _c("requests_completed", "int", "batch_debug.request_counts.completed."),
+        _c("requests_failed", "int", "batch_debug.request_counts.failed."),
+        _c("incomplete", "bool", "The gateway marks its total as understating the batch."),
+        _c("parse_errors", "int", "Result lines the gateway could not parse."),
+        _c("model_breakdowns", "json", "The row's per-model breakdowns, as sent."),
+        _c("logged_at", "ts", "The row's timestamp (when the gateway settled the batch)."),
+        _c("echo_rows", "int", "Other rows of the batch passed over (echo rows: never the "
+           "bill)."),
+        _c("fingerprint", "str", "batchlake's side at compare time (lines, priced lines, "
+           "cost, tokens, loaded_at): a change means compare again."),
+        _c("fetched_at", "ts", "When the gateway was last asked.", not_null=True),
+        _c("checks", "int", "How many times the gateway was asked for this batch."),
+        _c("next_check_at", "ts", "A missing or unpriced gateway cost is asked again after "
+           "this (1 h, doubling per check, at most 7 days); NULL: only when batchlake's "
+           "side changes."),
+        _c("run_id", "str", "The reconcile run that last asked."),
+    ),
+    ("provider", "batch_id"),
+)
+
 TABLES: tuple[Table, ...] = (
     BATCHES,
     BATCH_ERRORS,
@@ -451,6 +497,7 @@ TABLES: tuple[Table, ...] = (
     RESULTS_STATE,
     PRICES,
     PRICE_TIERS,
+    GATEWAY_BATCH_COSTS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 

@@ -14,6 +14,14 @@ from batchlake.warehouse.inputs_store import PendingInput, pending_inputs, store
 from batchlake.warehouse.load import Warehouse
 from batchlake.warehouse.merge_plan import ChunkCounts
 from batchlake.warehouse.publish import check_storage_version, check_target
+from batchlake.warehouse.reconcile_store import (
+    Checked,
+    ReconcileCandidate,
+    batchlake_sides,
+    reconcile_candidates,
+    reconcile_records,
+    store_comparisons,
+)
 from batchlake.warehouse.results_store import (
     RESULTS_RETENTION_DAYS,
     BatchOutcome,
@@ -45,13 +53,16 @@ __all__ = [
     "RESULTS_MEMORY_LIMIT",
     "RESULTS_RETENTION_DAYS",
     "BatchOutcome",
+    "Checked",
     "ChunkCounts",
     "CostMeans",
     "OnWait",
     "PendingBatch",
     "PendingInput",
     "StoredBatch",
+    "ReconcileCandidate",
     "Warehouse",
+    "batchlake_sides",
     "check_storage_version",
     "check_target",
     "connect",
@@ -67,6 +78,8 @@ __all__ = [
     "query_frame",
     "reading",
     "record_retry_run",
+    "reconcile_candidates",
+    "reconcile_records",
     "reprice_lines",
     "results_backlog_by_provider",
     "retry_links",
@@ -78,4 +91,5 @@ __all__ = [
     "stored_batches",
     "submitted_in_flight",
     "tree_attempts",
+    "store_comparisons",
 ]

@@ -321,18 +321,21 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
             "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        current = int(con.execute(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
+        # Each file not yet applied, by its number: numbers need not be contiguous, and a
+        # file numbered below one already applied (branches merged) still runs.
+        applied = {int(r[0]) for r in con.execute(
+            "SELECT version FROM schema_migrations").fetchall()}
         values = migration_values()
-        version = current
+        version = max(applied, default=0)
         for name in sql.listing("migrations"):
-            version = int(name.split("_", 1)[0])
-            if version <= current:
+            number = int(name.split("_", 1)[0])
+            version = max(version, number)
+            if number in applied:
                 continue
             for stmt in sql.statements(sql.render(sql.read(f"migrations/{name}"), values)):
                 con.execute(stmt)
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                        [version, name])
+                        [number, name])
         _evolve(con)
         for name in sql.listing("views"):
             for stmt in sql.statements(sql.read(f"views/{name}")):
