@@ -3,7 +3,7 @@ other layers may use is ``__all__``."""
 
 from batchlake.transforms.batch_frames import FlatFrames
 from batchlake.transforms.derive import STATUS_VOCABULARY, TERMINAL_STATUSES
-from batchlake.transforms.flatten import FlatFrames, flatten_objects
+from batchlake.transforms.flatten import flatten_objects
 from batchlake.transforms.gateway_costs import (
     RECONCILE_STATUSES,
     BatchlakeModel,
@@ -81,12 +81,12 @@ __all__ = [
     "BATCH_RESULTS",
     "BATCH_SNAPSHOTS",
     "FORMATS",
+    "GATEWAY_BATCH_COSTS",
     "INLINE_PROVIDERS",
     "LINEAGE_KEY",
     "MAX_FILE_BYTES",
     "MAX_FILE_REQUESTS",
     "REASONS",
-    "GATEWAY_BATCH_COSTS",
     "RECONCILE_STATUSES",
     "REJECTS",
     "RESULT_LINE_COLUMNS",
@@ -99,15 +99,14 @@ __all__ = [
     "TABLES",
     "TERMINAL_STATUSES",
     "Attempt",
-    "FileGroup",
-    "FlatFrames",
-    "InputLineError",
-    "InputRequest",
     "BatchlakeModel",
     "BatchlakeSide",
     "Comparison",
+    "FileGroup",
     "FlatFrames",
     "GatewayCost",
+    "InputLineError",
+    "InputRequest",
     "ListPage",
     "ModelShare",
     "NotTyped",
@@ -127,8 +126,8 @@ __all__ = [
     "no_shipped_prices",
     "offer",
     "oldest_created",
-    "parse_input_line",
     "parse_cost_row",
+    "parse_input_line",
     "parse_price_csv",
     "pick_cost_row",
     "record_ids",
