@@ -94,13 +94,11 @@ def sync_runtime() -> Iterator[None]:
 # polars allocates through its own jemalloc, which keeps 4 arenas per core, and every thread
 # that touches polars (five providers' flatteners, their prefetchers, the loader, polars'
 # pool) draws from one of them and keeps its freed pages a while. One arena holds the same
-# work in less: measured (bench/, 100k wild objects, five providers, 2 cores) peak RSS
-# 280-285 -> 264-275 MB and no slower (2 arenas: 272 MB; freeing pages at once instead,
-# dirty_decay_ms:0: 265 MB but 10% slower). jemalloc reads its options when polars' library
-# loads; polars itself sets its decay options in this variable then and appends what it
-# finds there (polars/__init__.py), so it is set on importing batchlake, before anything
-# imports polars. A value already in the environment wins; once polars is loaded it is left
-# alone (it would not apply).
+# work in less memory, no slower (docs/scaling.md, the sync's sizes). jemalloc reads its
+# options when polars' library loads; polars itself sets its decay options in this variable
+# then and appends what it finds there (polars/__init__.py), so it is set on importing
+# batchlake, before anything imports polars. A value already in the environment wins; once
+# polars is loaded it is left alone (it would not apply).
 POLARS_ALLOCATOR_ENV = "_RJEM_MALLOC_CONF"
 POLARS_ALLOCATOR_CONF = "narenas:1"
 

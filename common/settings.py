@@ -76,17 +76,12 @@ class Settings:
     # another), so stopping at the watermark could skip a later key: always listed in full.
     unordered_providers: tuple[str, ...] = ("bedrock",)
     # Objects per load transaction at most (the loader groups every provider's waiting parts
-    # up to this); flattened (and staged) flatten_size at a time. Measured against
-    # 5,000-object loads, interleaved on 2 cores: +20% at 1M batches, +13% at 100k ~1 KB
-    # batches (fewer, larger merges; DuckDB's work per row drops ~30%). It fits DuckDB's 32MB
-    # sync cap with ~1 KB objects (100k and 1M: full syncs, full refreshes, and one that
-    # rewrote all 100k; 24MB fits a full sync of 100k but not a full refresh); at the older
-    # 48MB cap 20,000 did not fit, and 30,000 ran out.
+    # up to this); flattened (and staged) flatten_size at a time. Fewer, larger merges cost
+    # DuckDB less per row, within its 32MB sync cap (docs/scaling.md, the sync's sizes).
     chunk_size: int = 15_000
     # Objects flattened at a time, shared by the providers syncing at once (each flattens
-    # parts of its share, at most half a chunk). Measured with bench/bench_sync.py: five
-    # providers with parts of 5,000 peaked at ~340 MB RSS (the wild mix), of 2,000 at ~280 MB,
-    # as fast; one provider ran 14% faster with parts of 7,500 than of 2,000.
+    # parts of its share, at most half a chunk): larger parts raise peak memory, no faster
+    # (docs/scaling.md, the sync's sizes).
     flatten_size: int = 10_000
     max_pages: int = 100_000  # a listing never reads more pages than this
     lock_timeout_s: float = 30.0  # wait this long for another writer to release the DB

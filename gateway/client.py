@@ -143,8 +143,8 @@ class GatewayClient:
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         headers.update(dict(auth.extra_headers))
         timeout = httpx.Timeout(settings.timeout_s)
-        # Plain http needs no TLS context; building one loads the CA store (~16 ms per run,
-        # 10% of an incremental sync). https always verifies unless --insecure.
+        # Plain http needs no TLS context; building one loads the CA store, a tenth of an
+        # incremental sync. https always verifies unless --insecure.
         verify = settings.verify_tls and settings.base_url.startswith("https")
         # A connection per request in flight: the window's, and a listing per provider.
         pool = settings.max_inflight + len(settings.providers) + 4
