@@ -279,7 +279,7 @@ def _publish(report: SyncReport, overdue: list[dict[str, Any]],
         )
 
 
-def _one_shot_prefect_settings() -> AbstractContextManager[object]:
+def one_shot_prefect_settings() -> AbstractContextManager[object]:
     """Prefect settings for a flow run the CLI starts and waits for.
 
     Prefect's flow-run heartbeat thread sleeps in 1 s steps and the engine joins it at the
@@ -302,7 +302,7 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         os.environ.setdefault("BIFROST_API_KEY", settings.auth.api_key)
     flow_fn = dask_flow() if dask else sync_batches
     try:
-        with _one_shot_prefect_settings():
+        with one_shot_prefect_settings():
             out = flow_fn(providers=list(settings.providers), batch_ids=batch_ids,
                           db_path=settings.db_path, base_url=settings.base_url,
                           full_refresh=full_refresh, distributed=dask,

@@ -88,7 +88,7 @@ class Page:
         return min(ints) if ints else None
 
 
-def _decode_page(body: bytes, keep_raw: bool = True) -> Any:
+def decode_list_page(body: bytes, keep_raw: bool = True) -> Any:
     """A list page as typed records where it fits them (validated in C, raw payloads left
     undecoded), else as plain JSON for the exact per-object path."""
     try:
@@ -412,7 +412,7 @@ class GatewayClient:
             if cursor:
                 params["after"] = cursor
             body = self.get_json("/v1/batches", params, functools.partial(
-                _decode_page, keep_raw=self.settings.store_raw) if typed else orjson.loads)
+                decode_list_page, keep_raw=self.settings.store_raw) if typed else orjson.loads)
             if isinstance(body, dict):
                 if not isinstance(body.get("data", []), list | None):
                     raise GatewayBadResponse(

@@ -114,7 +114,7 @@ class GatewayModel:
         self._neg_created: dict[str, list[int]] = {}
         self._segments: dict[str, dict[int, tuple[list[Plan], list[int], dict[str, int]]]] = {}
         for prov in self.by_provider:
-            self._reindex(prov)
+            self.reindex(prov)
 
     # -- the model -------------------------------------------------------------------------
     def advance(self, seconds: int) -> None:
@@ -124,13 +124,19 @@ class GatewayModel:
     def plan(self, provider: str, batch_id: str) -> Plan:
         return self.by_provider[provider][self._index[provider][batch_id]]
 
+    def answer_as(self, provider: str, batch_id: str, other_id: str) -> None:
+        """Answer by-id and results requests for ``other_id`` with ``batch_id``'s batch (a
+        batch whose served id a test overrode)."""
+        self._index[provider][other_id] = self._index[provider][batch_id]
+
     def add_plan(self, plan: Plan) -> None:
         lst = self.by_provider.setdefault(plan.provider, [])
         lst.append(plan)
-        self._reindex(plan.provider)
+        self.reindex(plan.provider)
 
-    def _reindex(self, provider: str) -> None:
-        """Sort newest first and cut each provider into segments (Bedrock: one per key).
+    def reindex(self, provider: str) -> None:
+        """After ``by_provider[provider]`` changed (a test removing batches): sort newest
+        first and cut each provider into segments (Bedrock: one per key).
 
         Kept precomputed so a list request costs O(page), not O(population)."""
         lst = self.by_provider[provider]

@@ -140,7 +140,7 @@ def test_hostile_strings_are_data_never_sql(make_gateway: Any, db_path: str) -> 
     v.overrides = {"id": hostile_id, "metadata": {"team'; DELETE FROM batches;--": big,
                                                  "ünï\u0000cødé": "\"quoted\" 'single'"}}
     gw.add_plan(v)  # re-index under the hostile id
-    gw._index["openai"][hostile_id] = gw._index["openai"][v.id]
+    gw.answer_as("openai", v.id, hostile_id)
     sync(settings_for(gw, db_path))
     assert rows(db_path, "SELECT count(*) FROM batches")[0][0] == 30
     meta = dict(rows(db_path, "SELECT key, value FROM batch_metadata WHERE batch_id = ?",

@@ -113,10 +113,10 @@ def test_cli_flow_runs_skip_heartbeats_unless_configured() -> None:
     CLI run ended up to 1 s late. One-shot CLI runs send none, unless the user asked."""
     from prefect.settings import get_current_settings, temporary_settings
 
-    from batchlake.flows.sync import _one_shot_prefect_settings
+    from batchlake.flows.sync import one_shot_prefect_settings
 
-    with _one_shot_prefect_settings():
+    with one_shot_prefect_settings():
         assert get_current_settings().flows.heartbeat_frequency is None
     with temporary_settings(updates={"flows.heartbeat_frequency": 60}), \
-            _one_shot_prefect_settings():
+            one_shot_prefect_settings():
         assert get_current_settings().flows.heartbeat_frequency == 60

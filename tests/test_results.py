@@ -193,7 +193,7 @@ def test_faults_are_per_batch_and_retried_as_they_deserve(make_gateway: Any,
                  Fault("truncated", endpoint="results", times=1)]
     del gw.results_bodies[("openai", "b_gone")]
     gw.by_provider["openai"] = [p for p in gw.by_provider["openai"] if p.id != "b_gone"]
-    gw._reindex("openai")
+    gw.reindex("openai")
     sync(settings)
     states = dict(rows(db_path, "SELECT batch_id, state FROM batch_results_state"))
     assert states["b_gone"] == "unavailable"  # 404: not retried

@@ -67,7 +67,7 @@ def test_batches_that_are_gone_are_settled_unavailable_each_once(
     sync(settings)
     # the gateway forgets them (Bifrost answers 404 for results and for the batch itself)
     gw.by_provider["openai"] = []
-    gw._reindex("openai")
+    gw.reindex("openai")
     gw.results_bodies.clear()
     read_stored_results(settings_for(gw, db_path))
     assert states(db_path) == {f"b{i:03d}": "unavailable" for i in range(8)}

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from batchlake.gateway.client import _decode_page
+from batchlake.gateway.client import decode_list_page
 from batchlake.simulator import SimGateway, make_population, render
 from batchlake.transforms import NotTyped, decode_page, flatten_objects, flatten_records
 from tests.bifrost_objects import gateway_objects
@@ -113,13 +113,13 @@ def test_what_the_typed_decoder_does_not_take_goes_to_the_exact_path(
     body = page_body([good, {**good, "id": "batch_2", **change}])
     with pytest.raises(NotTyped):
         decode_page(body)
-    page = _decode_page(body)  # what the client hands on: plain JSON for the exact path
+    page = decode_list_page(body)  # what the client hands on: plain JSON for the exact path
     assert isinstance(page, dict) and len(page["data"]) == 2, why
 
 
 def test_a_body_that_is_not_json_still_fails_as_json() -> None:
     with pytest.raises(orjson.JSONDecodeError):
-        _decode_page(b'{"data": [{"id": "batch_x", "status": ')
+        decode_list_page(b'{"data": [{"id": "batch_x", "status": ')
 
 
 @pytest.mark.parametrize("store_raw", [False, True])

@@ -195,7 +195,7 @@ con.close()
 def _reader_slips_in(monkeypatch: pytest.MonkeyPatch, db: str, hold_s: float) -> list[float]:
     """Make another process open the file read-only in the instant a re-attach leaves it
     free (as a reader's query may): returns when the re-attach got the file back."""
-    real, took = db_mod._attach, []
+    real, took = db_mod.attach_file, []
 
     def attach_after_a_reader(con: Any, path: str, *args: Any) -> None:
         if not took:
@@ -205,7 +205,7 @@ def _reader_slips_in(monkeypatch: pytest.MonkeyPatch, db: str, hold_s: float) ->
             took.append(time.monotonic())
         real(con, path, *args)
 
-    monkeypatch.setattr(db_mod, "_attach", attach_after_a_reader)
+    monkeypatch.setattr(db_mod, "attach_file", attach_after_a_reader)
     return took
 
 

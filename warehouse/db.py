@@ -133,15 +133,16 @@ def _open(db_path: str, read_only: bool, row_group_size: int | None
     # in-memory connection and made the default catalog, so every name resolves as before.
     con = duckdb.connect()
     try:
-        _attach(con, db_path, read_only, row_group_size)
+        attach_file(con, db_path, read_only, row_group_size)
     except BaseException:
         con.close()
         raise
     return con
 
 
-def _attach(con: duckdb.DuckDBPyConnection, db_path: str, read_only: bool,
-            row_group_size: int) -> None:
+def attach_file(con: duckdb.DuckDBPyConnection, db_path: str, read_only: bool,
+                row_group_size: int) -> None:
+    """ATTACH the file as ``batchlake`` (every open and re-attach goes through here)."""
     quoted = "'" + db_path.replace("'", "''") + "'"
     mode = ", READ_ONLY" if read_only else ""
     con.execute(f"ATTACH {quoted} AS batchlake (ROW_GROUP_SIZE {int(row_group_size)}{mode})")
@@ -163,7 +164,7 @@ def reattach(con: duckdb.DuckDBPyConnection, db_path: str, *, row_group_size: in
     with checkpoint_headroom(con):
         con.execute("USE memory")
         con.execute("DETACH DATABASE IF EXISTS batchlake")  # a failed re-attach left none
-        _waiting_for_lock(db_path, lambda: _attach(con, db_path, False, row_group_size),
+        _waiting_for_lock(db_path, lambda: attach_file(con, db_path, False, row_group_size),
                           lock_timeout_s, None)
 
 
