@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # one list of them (pyproject.toml's package discovery and the tests read them too).
 LAYERS := $(notdir $(shell find batchlake -maxdepth 1 -type l))
 
-.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history bench-latency bench-retry lock clean
+.PHONY: demo test lint typecheck browser bench bench-incremental bench-overhead bench-results bench-history bench-latency bench-retry report-png lock clean
 
 # --compile-bytecode: uv (unlike pip) leaves .pyc files to the first import, and where
 # PYTHONDONTWRITEBYTECODE is set (as on this machine) every process compiles Prefect, polars
@@ -46,6 +46,10 @@ test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest -q </dev/null  # a closed stdin (CI) breaks kernel and pty tests
+
+# The README's report picture (docs/report.png), from today's report in headless Chromium
+report-png: $(STAMP) browser
+	REPORT_SCREENSHOT=docs/report.png $(PY) -m pytest -q tests/test_report_browser.py
 
 # batchlake/ holds every layer (links), so mypy reads the package straight from the tree.
 typecheck: $(STAMP)
