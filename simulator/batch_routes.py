@@ -10,11 +10,10 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from batchlake.simulator.exchange import Exchange
-from batchlake.simulator.fault_answers import answer_fault
+from batchlake.simulator.fault_answers import answer_fault, send_body
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
-CHUNK = 1 << 20  # a results body goes out in parts of this size
 
 
 def list_batches(ex: Exchange) -> None:
@@ -67,14 +66,4 @@ def batch_results(ex: Exchange) -> None:
             f"batch {batch_id} has no results yet (not finished or no output)"
             if known else f"batch {batch_id} not found"))
         return
-    ex.begin(200, len(body))
-    # a broken body breaks off half way: after a reset, or short of its length
-    end = len(body) // 2 if broken is not None else len(body)
-    view = memoryview(body)
-    for start in range(0, end, CHUNK):
-        ex.write(view[start:min(end, start + CHUNK)])
-    if broken is not None:
-        if broken.kind == "reset":
-            ex.reset()
-        else:
-            ex.close_after()
+    send_body(ex, body, broken)

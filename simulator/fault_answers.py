@@ -7,7 +7,25 @@ import email.utils
 import time
 
 from batchlake.simulator.exchange import Exchange
-from batchlake.simulator.injected_faults import REQUEST_FAULTS
+from batchlake.simulator.injected_faults import REQUEST_FAULTS, Fault
+
+CHUNK = 1 << 20  # a large body (results, an input file) goes out in parts of this size
+
+
+def send_body(ex: Exchange, body: bytes, broken: Fault | None,
+              content_type: str = "application/json") -> None:
+    """A 200 with ``body`` in parts, ``Content-Length`` set. ``broken`` (a reset or
+    truncated fault) breaks it off half way: after a reset, or short of its length."""
+    ex.begin(200, len(body), content_type)
+    end = len(body) // 2 if broken is not None else len(body)
+    view = memoryview(body)
+    for start in range(0, end, CHUNK):
+        ex.write(view[start:min(end, start + CHUNK)])
+    if broken is not None:
+        if broken.kind == "reset":
+            ex.reset()
+        else:
+            ex.close_after()
 
 
 def answer_fault(ex: Exchange, provider: str, endpoint: str) -> bool:

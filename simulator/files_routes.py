@@ -17,10 +17,8 @@ from email.policy import HTTP
 from urllib.parse import unquote
 
 from batchlake.simulator.exchange import Exchange
-from batchlake.simulator.fault_answers import answer_fault
+from batchlake.simulator.fault_answers import answer_fault, send_body
 from batchlake.simulator.file_store import Answer
-
-CHUNK = 1 << 20  # a large input file goes out in parts of this size
 
 
 def _answer(ex: Exchange, ans: Answer) -> None:
@@ -37,18 +35,7 @@ def file_content(ex: Exchange) -> None:
     if ans.status != 200:
         _answer(ex, ans)
         return
-    body = ans.body
-    ex.begin(200, len(body), ans.content_type)
-    # a broken body breaks off half way: after a reset, or short of its length
-    end = len(body) // 2 if broken is not None else len(body)
-    view = memoryview(body)
-    for start in range(0, end, CHUNK):
-        ex.write(view[start:min(end, start + CHUNK)])
-    if broken is not None:
-        if broken.kind == "reset":
-            ex.reset()
-        else:
-            ex.close_after()
+    send_body(ex, ans.body, broken, ans.content_type)
 
 
 def _form(ex: Exchange) -> tuple[dict[str, str], tuple[str, bytes] | None]:

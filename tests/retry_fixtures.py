@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+import batchlake
 from batchlake.pipeline import sync
 from batchlake.simulator import Plan, SimGateway
 from tests.conftest import settings_for
@@ -22,6 +23,12 @@ KEY = {"openai": "custom_id", "azure": "custom_id", "anthropic": "custom_id", "g
 WRITES = ("file_upload", "batch_create")
 # a prompt fragment every simulated input holds: it must never reach the database
 PROMPT = "ça ne marche pas"
+
+
+def retry_into(gw: SimGateway, db: str, out: Path, provider: str, **kw: Any
+               ) -> batchlake.RetryReport:
+    """``batchlake.retry`` of ``provider`` against ``gw`` into ``out``."""
+    return batchlake.retry(provider, out=str(out), db=db, base_url=gw.base_url, **kw)
 
 
 def synced(gw: SimGateway, db: str, **kw: Any) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-import batchlake
 import batchlake.retry_files as retry_files
 from batchlake.common import BatchlakeError, ConfigError
-from batchlake.simulator import Fault, SimGateway, input_body
+from batchlake.simulator import Fault, input_body
 from tests.conftest import rows
 from tests.retry_fixtures import (
     KEY,
@@ -27,6 +26,7 @@ from tests.retry_fixtures import (
     input_lines,
     lake_copy,
     prompt_in_database,
+    retry_into,
     synced,
     writes,
     written,
@@ -39,17 +39,12 @@ def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BATCHLAKE_BACKOFF_BASE_S", "0.01")
 
 
-def _retry(gw: SimGateway, db: str, out: Path, provider: str, **kw: Any
-           ) -> batchlake.RetryReport:
-    return batchlake.retry(provider, out=str(out), db=db, base_url=gw.base_url, **kw)
-
-
 @pytest.mark.parametrize("provider", ["openai", "azure", "bedrock", "gemini"])
 def test_the_files_hold_exactly_what_did_not_succeed_unchanged(
         make_gateway: Any, db_path: str, tmp_path: Path, provider: str) -> None:
     gw = make_gateway(60, seed=5, providers=(provider,), gemini_file_content=True)
     synced(gw, db_path)
-    rep = _retry(gw, db_path, tmp_path / "out", provider)
+    rep = retry_into(gw, db_path, tmp_path / "out", provider)
     got = written_by_source(tmp_path / "out", provider)
     want = expected_retries(gw, provider)
     assert want and set(got) == set(want)
@@ -74,13 +69,13 @@ def test_a_rerun_writes_the_same_files_and_replaces_an_earlier_runs(
         openai_lake: Any, tmp_path: Path) -> None:
     gw, db_path = lake_copy(openai_lake, tmp_path)
     out = tmp_path / "out"
-    first = _retry(gw, db_path, out, "openai")
+    first = retry_into(gw, db_path, out, "openai")
     before = written(out)
-    second = _retry(gw, db_path, out, "openai", error_code="batch_cancelled")
+    second = retry_into(gw, db_path, out, "openai", error_code="batch_cancelled")
     after = written(out)
     assert set(after) < set(before)  # the first run's other files are gone
     assert all(orjson.loads(ln)["custom_id"] for lines in after.values() for ln in lines)
-    third = _retry(gw, db_path, out, "openai")
+    third = retry_into(gw, db_path, out, "openai")
     assert written(out) == before
     # what is remembered of runs that only wrote files: the last one
     runs = rows(db_path, "SELECT DISTINCT run_id FROM retry_batches")
@@ -93,12 +88,12 @@ def test_gemini_through_bifrost_and_anthropic_need_their_inputs_and_say_so(
     gw = make_gateway(80, seed=5, providers=("gemini", "anthropic"))
     synced(gw, db_path)
     with pytest.raises(BatchlakeError) as e:
-        _retry(gw, db_path, tmp_path / "out", "gemini")
+        retry_into(gw, db_path, tmp_path / "out", "gemini")
     assert "--inputs" in str(e.value) and "doesn't support direct content download" in \
         str(e.value) and "\n" not in str(e.value)
     assert content_requests(gw, "gemini") == 1  # Bifrost's 500 here is not worth a retry
     with pytest.raises(BatchlakeError, match=r"take their requests inline.*--inputs"):
-        _retry(gw, db_path, tmp_path / "out", "anthropic")
+        retry_into(gw, db_path, tmp_path / "out", "anthropic")
     assert content_requests(gw, "anthropic") == 0  # never asked: there is no file
     assert not list((tmp_path / "out").iterdir())  # nothing half written
 
@@ -112,11 +107,11 @@ def test_the_users_own_inputs_are_joined_by_custom_id(
     one = plans[0]
     mine = tmp_path / "sent.jsonl"
     mine.write_bytes(input_body(one, gw.results_max_lines))
-    _retry(gw, db_path, tmp_path / "out", provider, batch=one.id, inputs=[str(mine)])
+    retry_into(gw, db_path, tmp_path / "out", provider, batch=one.id, inputs=[str(mine)])
     assert written_by_source(tmp_path / "out", provider) == expected_retries(gw, provider, [one])
     # several batches: the same custom_ids in each, which a file cannot tell apart
     with pytest.raises(ConfigError, match=r"cannot tell their requests apart.*--batch"):
-        _retry(gw, db_path, tmp_path / "out2", provider, inputs=[str(mine)])
+        retry_into(gw, db_path, tmp_path / "out2", provider, inputs=[str(mine)])
 
 
 def test_failed_requests_without_an_input_line_are_counted_never_guessed(
@@ -131,7 +126,7 @@ def test_failed_requests_without_an_input_line_are_counted_never_guessed(
     body = b"\n".join([*lines, kept, b'{"custom_id": "x", "body": ', b'{"key": "k", '
                        b'"request": {}}']) + b"\n"
     gw.files.uploads[("openai", f"file-{plan.id[-10:]}")] = body
-    rep = _retry(gw, db_path, tmp_path / "out", "openai", batch=plan.id)
+    rep = retry_into(gw, db_path, tmp_path / "out", "openai", batch=plan.id)
     got = written_by_source(tmp_path / "out", "openai")
     assert set(got) == set(want) - {(plan.id, gone)}
     notes = " | ".join(rep.notes)
@@ -153,30 +148,30 @@ def test_input_file_faults_are_retried_and_a_cut_body_never_half_used(
                 if len(expected_retries(gw, "openai", [p])) >= 2)
     gw.faults = [fault]
     times = fault.times
-    _retry(gw, db_path, tmp_path / "out", "openai", batch=plan.id)
+    retry_into(gw, db_path, tmp_path / "out", "openai", batch=plan.id)
     assert written_by_source(tmp_path / "out", "openai") == \
         expected_retries(gw, "openai", [plan])
     assert content_requests(gw) == times + 1
     gw.faults = [Fault("status", endpoint="file_content", status=503, times=-1)]
     with pytest.raises(BatchlakeError, match=r"gateway answered 503.*--inputs"):
-        _retry(gw, db_path, tmp_path / "out2", "openai", batch=plan.id)
+        retry_into(gw, db_path, tmp_path / "out2", "openai", batch=plan.id)
 
 
 def test_error_code_batch_and_since_select_what_is_retried(
         openai_lake: Any, tmp_path: Path) -> None:
     gw, db_path = lake_copy(openai_lake, tmp_path)
-    everything = _retry(gw, db_path, tmp_path / "all", "openai")
-    cancelled = _retry(gw, db_path, tmp_path / "c", "openai", error_code="batch_cancelled")
+    everything = retry_into(gw, db_path, tmp_path / "all", "openai")
+    cancelled = retry_into(gw, db_path, tmp_path / "c", "openai", error_code="batch_cancelled")
     assert 0 < cancelled.total < everything.total
     assert set(cancelled.requests["reason"]) == {"canceled"}
-    by_reason = _retry(gw, db_path, tmp_path / "nl", "openai", error_code="no_result_line")
+    by_reason = retry_into(gw, db_path, tmp_path / "nl", "openai", error_code="no_result_line")
     assert set(by_reason.requests["reason"]) == {"no_result_line"}
     one = everything.requests["source_batch_id"][0]
-    only = _retry(gw, db_path, tmp_path / "one", "openai", batch=one)
+    only = retry_into(gw, db_path, tmp_path / "one", "openai", batch=one)
     assert set(only.requests["source_batch_id"]) == {one}
-    recent = _retry(gw, db_path, tmp_path / "recent", "openai", since="1m")
+    recent = retry_into(gw, db_path, tmp_path / "recent", "openai", since="1m")
     assert recent.total == 0 and not list((tmp_path / "recent").glob("*.jsonl"))
-    missing = _retry(gw, db_path, tmp_path / "none", "openai", batch="batch_nope")
+    missing = retry_into(gw, db_path, tmp_path / "none", "openai", batch="batch_nope")
     assert missing.total == 0 and "batch_nope is not in the database" in missing.notes[0]
 
 
@@ -184,9 +179,9 @@ def test_files_are_split_at_the_providers_limits(
         openai_lake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ) -> None:
     gw, db_path = lake_copy(openai_lake, tmp_path)
-    whole = _retry(gw, db_path, tmp_path / "whole", "openai")
+    whole = retry_into(gw, db_path, tmp_path / "whole", "openai")
     monkeypatch.setattr(retry_files, "MAX_FILE_REQUESTS", 3)
-    split = _retry(gw, db_path, tmp_path / "split", "openai")
+    split = retry_into(gw, db_path, tmp_path / "split", "openai")
     files = written(tmp_path / "split")
     assert all(len(lines) <= 3 for lines in files.values())
     assert any(name.endswith("__part2.jsonl") for name in files)
@@ -197,7 +192,7 @@ def test_files_are_split_at_the_providers_limits(
 
 def test_bodies_keep_their_ugly_text_byte_for_byte(openai_lake: Any, tmp_path: Path) -> None:
     gw, db_path = lake_copy(openai_lake, tmp_path)
-    _retry(gw, db_path, tmp_path / "out", "openai")
+    retry_into(gw, db_path, tmp_path / "out", "openai")
     data = b"".join(f.read_bytes() for f in (tmp_path / "out").glob("retry_*.jsonl"))
     for ugly in ("😡".encode(), "\u2028".encode(), b"<div>&nbsp;</div>", b"\\u65e5",
                  b'\\"', b"\\\\", b"\\u0000", b'"body": {'):

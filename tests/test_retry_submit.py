@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-import batchlake
 from batchlake.common import BatchlakeError, ConfigError
-from batchlake.simulator import Fault, SimGateway, input_body
+from batchlake.simulator import Fault, input_body
 from tests.conftest import rows
 from tests.retry_fixtures import (
     expected_retries,
     finished_plans,
+    retry_into,
     succeeded_ids,
     synced,
     writes,
@@ -33,18 +33,13 @@ def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BATCHLAKE_BACKOFF_BASE_S", "0.01")
 
 
-def _retry(gw: SimGateway, db: str, out: Path, provider: str, **kw: Any
-           ) -> batchlake.RetryReport:
-    return batchlake.retry(provider, out=str(out), db=db, base_url=gw.base_url, **kw)
-
-
 def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
     gw = make_gateway(60, seed=5, providers=("openai",))
     synced(gw, db_path)
     seen = {p.id for p in finished_plans(gw, "openai")}
     said: list[str] = []
-    rep = _retry(gw, db_path, tmp_path / "r1", "openai", submit=True, on_event=said.append)
+    rep = retry_into(gw, db_path, tmp_path / "r1", "openai", submit=True, on_event=said.append)
     made = {p.id: p for p in gw.files.created}
     assert rep.submitted and len(made) == len(rep.files) > 0
     assert writes(gw) == 2 * len(rep.files)  # one upload and one create a file, no more
@@ -57,7 +52,7 @@ def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
     assert rows(db_path, "SELECT DISTINCT submit_state FROM retry_batches") == [("submitted",)]
     # the same failures again, before their retry batches finished: refused in one line
     with pytest.raises(BatchlakeError, match=r"submitted already.*--force"):
-        _retry(gw, db_path, tmp_path / "again", "openai", submit=True)
+        retry_into(gw, db_path, tmp_path / "again", "openai", submit=True)
     assert writes(gw) == 2 * len(rep.files)
     gw.advance(LATER)
     synced(gw, db_path)
@@ -67,7 +62,7 @@ def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
                              for f in rep.files)
     # the next retry: what failed in the retry batches, from them, nothing that succeeded;
     # and the failures of batches that finished since
-    second = _retry(gw, db_path, tmp_path / "r2", "openai")
+    second = retry_into(gw, db_path, tmp_path / "r2", "openai")
     newly = [p for p in finished_plans(gw, "openai") if p.id not in seen and p.id not in made]
     seen |= {p.id for p in newly}
     want = expected_retries(gw, "openai", [*made.values(), *newly])
@@ -77,13 +72,13 @@ def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
     assert not set(got) & ok
     assert set(second.requests["source_batch_id"]) <= set(made) | {p.id for p in newly}
     # and a chain: the second round submitted, finished, synced, retried again
-    _retry(gw, db_path, tmp_path / "r2", "openai", submit=True)
+    retry_into(gw, db_path, tmp_path / "r2", "openai", submit=True)
     gw.advance(LATER)
     synced(gw, db_path)
     depth = rows(db_path, "SELECT max(depth), count(DISTINCT root_batch_id) FROM "
                           "v_retry_lineage")[0]
     assert depth[0] == 2
-    third = _retry(gw, db_path, tmp_path / "r3", "openai")
+    third = retry_into(gw, db_path, tmp_path / "r3", "openai")
     newest = [p for p in gw.files.created if p.id not in made]
     newly = [p for p in finished_plans(gw, "openai") if p.id not in seen and p.id not in made
              and p not in newest]
@@ -96,10 +91,10 @@ def test_force_submits_the_same_failures_once_more(make_gateway: Any, db_path: s
                                                    tmp_path: Path) -> None:
     gw = make_gateway(60, seed=5, providers=("openai",))
     synced(gw, db_path)
-    first = _retry(gw, db_path, tmp_path / "a", "openai", submit=True)
-    quiet = _retry(gw, db_path, tmp_path / "b", "openai")
+    first = retry_into(gw, db_path, tmp_path / "a", "openai", submit=True)
+    quiet = retry_into(gw, db_path, tmp_path / "b", "openai")
     assert quiet.total == 0 and any("not offered again" in n for n in quiet.notes)
-    forced = _retry(gw, db_path, tmp_path / "c", "openai", submit=True, force=True)
+    forced = retry_into(gw, db_path, tmp_path / "c", "openai", submit=True, force=True)
     assert forced.total == first.total
     assert {f.source_batch_id for f in forced.files} == {f.retry_batch_id for f in first.files}
 
@@ -112,7 +107,7 @@ def test_anthropic_submits_inline_and_its_lineage_comes_from_the_record(
                 if expected_retries(gw, "anthropic", [p]))
     mine = tmp_path / "sent.jsonl"
     mine.write_bytes(input_body(plan, gw.results_max_lines))
-    rep = _retry(gw, db_path, tmp_path / "out", "anthropic", batch=plan.id, inputs=[str(mine)],
+    rep = retry_into(gw, db_path, tmp_path / "out", "anthropic", batch=plan.id, inputs=[str(mine)],
                  submit=True)
     (new,) = gw.files.created
     assert new.custom_ids == tuple(c for _, c in written_by_source(tmp_path / "out",
@@ -130,9 +125,9 @@ def test_bedrock_submits_to_the_sources_bucket_with_an_output_location(
     gw = make_gateway(60, seed=5, providers=("bedrock",))
     synced(gw, db_path)
     with pytest.raises(ConfigError, match="--output-s3-uri"):
-        _retry(gw, db_path, tmp_path / "out", "bedrock", submit=True)
+        retry_into(gw, db_path, tmp_path / "out", "bedrock", submit=True)
     assert writes(gw) == 0
-    rep = _retry(gw, db_path, tmp_path / "out", "bedrock", submit=True,
+    rep = retry_into(gw, db_path, tmp_path / "out", "bedrock", submit=True,
                  output_s3_uri="s3://out-bucket/retries/", role_arn="arn:aws:iam::1:role/b")
     uploads = [k for (p, k) in gw.files.uploads if p == "bedrock"]
     assert uploads and all(k.startswith("s3://batch-inputs/batchlake-retry/") for k in uploads)
@@ -145,7 +140,7 @@ def test_gemini_submits_from_an_uploaded_file(make_gateway: Any, db_path: str,
                                               tmp_path: Path) -> None:
     gw = make_gateway(60, seed=5, providers=("gemini",), gemini_file_content=True)
     synced(gw, db_path)
-    rep = _retry(gw, db_path, tmp_path / "out", "gemini", submit=True)
+    rep = retry_into(gw, db_path, tmp_path / "out", "gemini", submit=True)
     for f in rep.files:
         new = next(p for p in gw.files.created if p.id == f.retry_batch_id)
         assert new.model == (f.model or "").rsplit("/", 1)[-1]
@@ -159,7 +154,7 @@ def test_a_throttled_create_and_a_failed_upload_are_asked_again(
     synced(gw, db_path)
     gw.faults = [Fault("status", endpoint="batch_create", status=429, retry_after="0"),
                  Fault("status", endpoint="file_upload", status=503)]
-    rep = _retry(gw, db_path, tmp_path / "a", "openai", submit=True)
+    rep = retry_into(gw, db_path, tmp_path / "a", "openai", submit=True)
     calls = {e: sum(v for (e_, _), v in gw.requests.items() if e_ == e)
              for e in ("file_upload", "batch_create")}
     # a 429 made no batch and a failed upload no batch either: each asked once more
@@ -173,17 +168,17 @@ def test_a_create_without_an_answer_stays_in_doubt_and_a_refused_one_does_not(
     synced(gw, db_path)
     gw.faults = [Fault("status", endpoint="batch_create", status=400)]
     with pytest.raises(BatchlakeError, match=r"submitting .* failed: .*400") as e:
-        _retry(gw, db_path, tmp_path / "a", "openai", submit=True)
+        retry_into(gw, db_path, tmp_path / "a", "openai", submit=True)
     assert "may have made" not in str(e.value)
     assert ("failed",) in rows(db_path, "SELECT submit_state FROM retry_batches")
     gw.faults = [Fault("status", endpoint="batch_create", status=502, times=-1)]
     with pytest.raises(BatchlakeError, match="may have made the batch"):
-        _retry(gw, db_path, tmp_path / "b", "openai", submit=True)
+        retry_into(gw, db_path, tmp_path / "b", "openai", submit=True)
     creates = sum(v for (e_, _), v in gw.requests.items() if e_ == "batch_create")
     assert creates == 2  # a 5xx on a create is never asked again: it may have made one
     assert ("uploading",) in rows(db_path, "SELECT submit_state FROM retry_batches")
     gw.faults = []
-    later = _retry(gw, db_path, tmp_path / "c", "openai")
+    later = retry_into(gw, db_path, tmp_path / "c", "openai")
     doubt = rows(db_path, "SELECT requests FROM retry_batches WHERE submit_state = "
                           "'uploading'")[0][0]
     first = rows(db_path, "SELECT count(*) FROM retry_requests r JOIN retry_batches f USING "
