@@ -69,10 +69,14 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
         assert "| openai | ok |" in str(summary.data) and "| gemini | failed |" in str(
             summary.data)
         # cost per provider: the run's loaded lines, priced, as the database holds them
-        assert "cost this run (USD)" in str(summary.data)
+        # (the full table: every figure the CLI's --format json has, as columns)
+        table = [[c.strip() for c in line.strip("|").split("|")]
+                 for line in str(summary.data).splitlines() if line.startswith("| ")]
+        by_provider = {row[0]: dict(zip(table[0], row, strict=True)) for row in table[1:]}
+        assert {"results_backlog", "warnings", "seconds", "cost_this_run_usd"} <= set(table[0])
         openai_cost = rows(db_path, "SELECT sum(cost_usd) FROM batch_results "
                                     "WHERE provider = 'openai'")[0][0]
-        assert openai_cost and f"{openai_cost:,.4f}" in str(summary.data)
+        assert openai_cost and by_provider["openai"]["cost_this_run_usd"] == f"{openai_cost:,.4f}"
         assert all(CANARY not in str(a.data) for a in arts)
         # re-running the flow changes nothing
         gw.faults = []
