@@ -42,10 +42,12 @@ browser:
 	    "report's browser test will be skipped (install Debian's chromium to run it)"; fi; } || \
 	echo "could not install chromium with apt-get: the report's browser test will be skipped"
 
+# Two pytest workers (pytest-xdist): most tests wait on a gateway, a subprocess or DuckDB's
+# file, so two share a 2-core machine well.
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
-	$(PY) -m pytest -q </dev/null  # a closed stdin (CI) breaks kernel and pty tests
+	$(PY) -m pytest -q -n 2 </dev/null  # a closed stdin (CI) breaks kernel and pty tests
 
 # The README's report picture (docs/report.png), from today's report in headless Chromium
 report-png: $(STAMP) browser
