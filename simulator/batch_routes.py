@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from batchlake.simulator.exchange import Exchange
 from batchlake.simulator.fault_answers import answer_fault, send_body
+from batchlake.simulator.injected_faults import BODY_FAULTS
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -55,10 +56,10 @@ def batch_results(ex: Exchange) -> None:
     if gw.results_route in ("bifrost-404", "list-only"):
         ex.send_error(404, "Cannot GET /v1/batches/" + batch_id + "/results")
         return
-    broken = gw.take_fault(provider, "results", {"reset", "truncated"})
-    if broken is None and answer_fault(ex, provider, "results"):
-        return
     body = gw.results(provider, batch_id)
+    broken = gw.take_fault(provider, "results", BODY_FAULTS) if body else None
+    if broken is None and answer_fault(ex, provider, "results", body_route=True):
+        return
     if body is None:
         known = gw.knows_batch(provider, batch_id)
         status = 400 if known else 404

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from batchlake.simulator.exchange import Exchange
 from batchlake.simulator.fault_answers import answer_fault, send_body
 from batchlake.simulator.file_store import Answer
+from batchlake.simulator.injected_faults import BODY_FAULTS
 
 
 def _answer(ex: Exchange, ans: Answer) -> None:
@@ -28,10 +29,11 @@ def _answer(ex: Exchange, ans: Answer) -> None:
 def file_content(ex: Exchange) -> None:
     """A file's raw bytes (``Content-Length`` set), or Bifrost's error for the provider."""
     gw, provider = ex.gateway, ex.provider or ""
-    broken = gw.take_fault(provider, "file_content", {"reset", "truncated"})
-    if broken is None and answer_fault(ex, provider, "file_content"):
-        return
     ans = gw.files.content(gw, provider, unquote(ex.params["file_id"]))
+    broken = (gw.take_fault(provider, "file_content", BODY_FAULTS)
+              if ans.status == 200 else None)
+    if broken is None and answer_fault(ex, provider, "file_content", body_route=True):
+        return
     if ans.status != 200:
         _answer(ex, ans)
         return

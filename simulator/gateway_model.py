@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 import orjson
@@ -170,7 +170,7 @@ class GatewayModel:
         self._render_cache[plan.id] = (phase, stamp, body)
         return body
 
-    def take_fault(self, provider: str | None, endpoint: str, kinds: set[str]
+    def take_fault(self, provider: str | None, endpoint: str, kinds: Set[str]
                    ) -> Fault | None:
         """The next fault of one of ``kinds`` due for this request, used up by one; None if
         none is due."""

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 # Faults applied to a whole request; the others shape list pages.
 REQUEST_FAULTS = {"status", "reset", "delay", "malformed", "truncated", "unconfigured"}
+# On the routes that stream a body (results, file content) these break the body half way,
+# and only a body: a request answered with an error leaves them to the next one.
+BODY_FAULTS = frozenset({"reset", "truncated"})
 
 
 @dataclass
