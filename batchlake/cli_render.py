@@ -111,14 +111,14 @@ def sync_lines(rep: SyncReport, seconds: float) -> tuple[list[str], list[str]]:
                           f"{r.seconds:,.1f}"]))
     lines += [f"  {r.provider}: {w}" for r in rep.results for w in r.warnings]
     ok = len(rep.results) - len(rep.failed)
+    # the run in a line that fits too: the table above has the totals of the rest
     lines.append(
-        f"run {rep.run_id}: {ok} of {len(rep.results)} providers ok, "
-        f"{sum(r.fetched for r in rep.results):,} listed, "
+        f"run {rep.run_id}: {ok}/{len(rep.results)} providers ok; "
         f"{sum(r.counts.inserted for r in rep.results):,} new, "
         f"{sum(r.counts.updated for r in rep.results):,} changed, "
-        f"{sum(r.results_batches for r in rep.results):,} batches' results read, "
-        f"{sum(r.results_backlog for r in rep.results):,} left, {seconds:,.1f} s"
-        + (f"; published {rep.published}" if rep.published else ""))
+        f"results backlog {sum(r.results_backlog for r in rep.results):,}; {seconds:,.1f} s")
+    if rep.published:
+        lines.append(f"published {rep.published}")
     return lines, [f"{r.provider} failed: {r.error}" for r in rep.failed]
 
 

@@ -92,7 +92,9 @@ def test_sync_prints_a_line_per_provider_that_fits_100_columns(gateway: SimGatew
         cells = line.split()
         assert cells[0] == provider and cells[1] == "ok"
         assert int(cells[2].replace(",", "")) == len(gateway.truth(provider))
-    assert lines[-1].startswith("run ") and "providers ok" in lines[-1]
+    run_line = lines[-1]
+    assert run_line.startswith("run ") and run_line.endswith(" s") and len(run_line) <= 100
+    assert f"{len(gateway.providers)}/{len(gateway.providers)} providers ok" in run_line
 
 
 def test_sync_json_gives_every_figure(gateway: SimGateway, db_path: str) -> None:
