@@ -34,22 +34,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import RUSAGE, WILD_PROVIDERS, start_gateway
+from bench_sync import CLI, WILD_PROVIDERS, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The real CLI, in-process, so that the runner can report its own peak RSS.
-CLI = RUSAGE + """
-from batchlake.cli import main
-t0 = time.perf_counter()
-sys.argv = ['batchlake', *sys.argv[3:]]
-try:
-    main()
-except SystemExit as e:
-    if e.code not in (0, None):
-        raise
-report(0, time.perf_counter() - t0)
-"""
 
 
 def stats(url: str) -> dict[str, int]:

@@ -42,25 +42,12 @@ import duckdb
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import RUSAGE, WILD_PROVIDERS, baseline_env, start_gateway
+from bench_sync import CLI, WILD_PROVIDERS, baseline_env, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = "list=300ms,retrieve=200ms,results=600ms"
 LIST_S = 0.3
 
-# The real CLI, in-process, so that the runner reports its own peak RSS and the time of the
-# command's work (after interpreter start and imports).
-CLI = RUSAGE + """
-from batchlake.cli import main
-t0 = time.perf_counter()
-sys.argv = ['batchlake', *sys.argv[3:]]
-try:
-    main()
-except SystemExit as e:
-    if e.code not in (0, None):
-        raise
-report(0, time.perf_counter() - t0)
-"""
 
 
 def stats(url: str) -> dict[str, Any]:

@@ -57,6 +57,20 @@ RUSAGE = ("import resource, json, sys, time\n"
           "def report(n, core_s):\n"
           "    print(json.dumps({'objects': n, 'rss_mb': peak_mb(), 'core_s': core_s}))\n")
 
+# The real CLI in-process (argv[3:] its arguments), so that the runner reports its own peak
+# RSS and the time of the command's work, after interpreter start and imports.
+CLI = RUSAGE + """
+from batchlake.cli import main
+t0 = time.perf_counter()
+sys.argv = ['batchlake', *sys.argv[3:]]
+try:
+    main()
+except SystemExit as e:
+    if e.code not in (0, None):
+        raise
+report(0, time.perf_counter() - t0)
+"""
+
 BATCHLAKE = RUSAGE + """
 from batchlake.pipeline import sync
 from batchlake.common.settings import Settings
