@@ -22,19 +22,16 @@ and prints wall, peak RSS (the process's own VmHWM) and the requests each made, 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import CLI, WILD_PROVIDERS, start_gateway
+from bench_sync import CLI, WILD_PROVIDERS, run_child, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,14 +48,7 @@ def stats(url: str) -> dict[str, int]:
 
 def run(name: str, url: str, args: list[str]) -> dict[str, Any]:
     before = stats(url)
-    start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", CLI, url, WILD_PROVIDERS, *args],
-                         capture_output=True, text=True, cwd=ROOT, timeout=1800)
-    wall = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{name} failed ({res.returncode}): {res.stderr[-2000:]}"
-                         f"{res.stdout[-3000:]}")
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    wall, out = run_child(name, CLI, [url, WILD_PROVIDERS, *args], timeout=1800)
     after = stats(url)
     asked = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     row = {"wall_s": wall, "rss_mb": out["rss_mb"], "requests": asked}

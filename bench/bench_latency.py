@@ -29,12 +29,9 @@ the gateway had in flight, peak RSS (the process's own VmHWM), and the ratios to
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +39,7 @@ import duckdb
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import CLI, WILD_PROVIDERS, baseline_env, start_gateway
+from bench_sync import CLI, WILD_PROVIDERS, baseline_env, run_child, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = "list=300ms,retrieve=200ms,results=600ms"
@@ -83,17 +80,7 @@ def run(name: str, url: str, args: list[str], db: Path,
     """One whole process of the CLI; what it did, by the gateway's counts and the database."""
     before = stats(url)
     _, settled_before = settled(db) if db.exists() else (0, 0)
-    # `python -c` puts the working directory first on sys.path: a baseline runs in its own
-    # tree so that `import batchlake` finds that version, not this checkout.
-    cwd = env["PYTHONPATH"] if env and "PYTHONPATH" in env else ROOT
-    start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", CLI, url, WILD_PROVIDERS, *args],
-                         capture_output=True, text=True, cwd=cwd, env=env, timeout=3600)
-    wall = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{name} failed ({res.returncode}): {res.stderr[-2000:]}"
-                         f"{res.stdout[-3000:]}")
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    wall, out = run_child(name, CLI, [url, WILD_PROVIDERS, *args], env, timeout=3600)
     after = stats(url)
     asked = {k: v - before["requests"].get(k, 0) for k, v in after["requests"].items()}
     pages = {p: n - before["list_pages"].get(p, 0) for p, n in after["list_pages"].items()}

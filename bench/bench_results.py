@@ -20,18 +20,16 @@ raw UTF-8, ascii (every non-ASCII character as \\uXXXX) and indented.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import RUSAGE, start_gateway
+from bench_sync import RUSAGE, run_child, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,13 +89,7 @@ def have_ijson() -> bool:
 
 
 def run(name: str, code: str, args: list[str]) -> dict[str, float]:
-    start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT, timeout=900)
-    wall = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{name} failed: {res.stderr[-2000:]}")
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    wall, out = run_child(name, code, args, timeout=900)
     n = out["objects"]
     row = {"lines": n, "whole_per_s": n / wall, "core_per_s": n / out["core_s"],
            "rss_mb": out["rss_mb"], "wall_s": wall}

@@ -20,18 +20,16 @@ VmHWM) against the 300 MB target, and the ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import RUSAGE, start_gateway
+from bench_sync import RUSAGE, run_child, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MB = 300
@@ -54,13 +52,7 @@ report(len(lines), time.perf_counter() - t0)
 
 
 def run(name: str, code: str, args: list[str]) -> dict[str, float]:
-    start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT, timeout=1800)
-    wall = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{name} failed: {res.stderr[-2000:]}")
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    wall, out = run_child(name, code, args, timeout=1800)
     row = {"n": out["objects"], "rss_mb": out["rss_mb"], "wall_s": wall}
     print(f"{name:<16} {out['objects']:>9,} lines  {wall:>7.2f} s  peak RSS "
           f"{out['rss_mb']:>6.0f} MB", flush=True)

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -176,19 +177,38 @@ def start_gateway(n: int, providers: str, *extra: str) -> tuple[subprocess.Popen
             time.sleep(0.1)
 
 
-def run(name: str, code: str, args: list[str], env: dict[str, str] | None = None
-        ) -> dict[str, float] | None:
+class ChildFailed(SystemExit):
+    """A bench's child process failed; uncaught, it ends the bench with the child's output."""
+
+    def __init__(self, name: str, res: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(f"{name} failed ({res.returncode}): {res.stderr[-2000:]}"
+                         f"{res.stdout[-3000:]}")
+        self.stderr = res.stderr
+
+
+def run_child(name: str, code: str, args: list[str], env: dict[str, str] | None = None,
+              timeout: float | None = None) -> tuple[float, dict[str, Any]]:
+    """``code`` (a RUSAGE script) in a fresh interpreter with ``args``: its wall seconds and
+    what its last line reported (objects, rss_mb, core_s). Raises ChildFailed."""
     start = time.perf_counter()
-    # `python -c` puts the working directory first on sys.path: the baseline runs in its
-    # own tree so that `import batchlake` finds that version, not this checkout.
+    # `python -c` puts the working directory first on sys.path: a baseline runs in its own
+    # tree so that `import batchlake` finds that version, not this checkout.
     cwd = env["PYTHONPATH"] if env and "PYTHONPATH" in env else ROOT
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=cwd, env=env)
+                         cwd=cwd, env=env, timeout=timeout)
     wall = time.perf_counter() - start
     if res.returncode != 0:
-        print(f"  {name}: failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        raise ChildFailed(name, res)
+    return wall, json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run(name: str, code: str, args: list[str], env: dict[str, str] | None = None
+        ) -> dict[str, float] | None:
+    try:
+        wall, out = run_child(name, code, args, env)
+    except ChildFailed as e:
+        print(f"  {name}: failed: {e.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
-    out = json.loads(res.stdout.strip().splitlines()[-1])
     return {"objects": out["objects"], "seconds": wall, "rss_mb": out["rss_mb"],
             "per_s": out["objects"] / wall, "core_per_s": out["objects"] / out["core_s"]}
 
