@@ -225,7 +225,7 @@ def run_results_stage(ctx: RunContext, feed: ProviderFeed, joined: dict[str, Pro
         return  # no provider synced well: nothing to read
     budget = ctx.settings.results_budget_s if budget_s is None else budget_s
     wh.release_merged()  # the batch stage's row groups, before results need the memory cap
-    with contextlib.ExitStack() as drain.cap:
+    with drain.cap:  # the stack _db() may already hold the raised cap in
         drain.run(time.monotonic() + budget if budget > 0 else None)
         drain.report(budget)
 

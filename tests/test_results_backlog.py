@@ -213,3 +213,25 @@ def test_results_shows_a_progress_bar_on_a_terminal(make_gateway: Any, db_path: 
     assert returncode == 0, shown.decode(errors="replace")
     assert b"12/12 batches" in shown
     assert states(db_path) == {f"b{i:03d}": "loaded" for i in range(12)}
+
+
+def test_a_drain_loads_under_the_raised_memory_cap_from_first_to_last(
+        make_gateway: Any, db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`batchlake results` (every provider ended before it starts) keeps DuckDB's cap raised
+    for the whole stage: the settled batches' index and the pending query need it."""
+    from batchlake.warehouse.db import size_bytes
+
+    gw = history(make_gateway, 12)
+    sync(settings_for(gw, db_path, results=False))
+    real, caps = results_stage.load_results_group, []
+
+    def load_and_note_the_cap(wh: Any, *a: Any, **kw: Any) -> Any:
+        caps.append(wh.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return real(wh, *a, **kw)
+
+    monkeypatch.setattr(results_stage, "load_results_group", load_and_note_the_cap)
+    monkeypatch.setattr(results_stage, "GROUP_BATCHES", 4)  # three loads
+    read_stored_results(settings_for(gw, db_path))
+    assert len(caps) >= 3
+    floor = size_bytes(results_stage.RESULTS_MEMORY_LIMIT) or 0
+    assert all((size_bytes(c) or 0) >= floor * 0.9 for c in caps), caps
