@@ -163,7 +163,7 @@ def sync_batches(
     if report.all_failed:
         raise BatchlakeError("every provider failed: " + "; ".join(
             f"{r.provider}: {r.error}" for r in report.failed))
-    return {"run_id": run_id, "results": [r.as_row() for r in results],
+    return {"run_id": run_id, "results": report.as_json()["providers"],
             "overdue": len(overdue), "published": report.published}
 
 
@@ -322,6 +322,6 @@ def run_flow(settings: Settings, *, full_refresh: bool = False,
         r.results_failed = row["results_failed"]
         r.deferred, r.plan = row["deferred"], row["plan"]
         r.results_backlog, r.seconds = row["results_backlog"], row["seconds"]
-        r.warnings = [w for w in row["warnings"].split("; ") if w]
+        r.warnings = list(row["warnings"])
         results.append(r)
     return SyncReport(out["run_id"], now_utc(), results, out.get("published"))
