@@ -79,8 +79,8 @@ def read_results(ctx: RunContext, results: ProviderFeed | list[ProviderResult], 
     fails the providers it had taken, with the reason."""
     if not ctx.settings.results:
         return
-    feed = results if isinstance(results, ProviderFeed) else ProviderFeed.of(
-        [r for r in results if r.status == "ok"])
+    # the stage takes only the providers whose sync went well
+    feed = results if isinstance(results, ProviderFeed) else ProviderFeed.of(results)
     joined: dict[str, ProviderResult] = {}
     try:
         run_results_stage(ctx, feed, joined, batch_ids=batch_ids, refetch=refetch,
