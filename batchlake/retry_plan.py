@@ -59,7 +59,6 @@ class RetryPlan:
     stored: dict[str, StoredBatch]
     costs: CostMeans
     skipped: list[str] = field(default_factory=list)  # one line each
-    clean: int = 0  # chains with nothing to retry, known from their counts
     in_flight: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
@@ -74,7 +73,7 @@ def plan_retry(con: duckdb.DuckDBPyConnection, provider: str, *, batch_ids: list
     by_root: dict[str, list[str]] = {}
     for b in selected:
         by_root.setdefault(roots.get(b, b), []).append(b)
-    plan = RetryPlan([], stored, cost_means(con, provider, []),
+    plan = RetryPlan([], stored, CostMeans({}, {}, {}),  # estimated below, for the chains
                      in_flight=submitted_in_flight(con, provider))
     if batch_ids:
         missing = sorted(set(batch_ids) - set(selected))
@@ -93,9 +92,7 @@ def plan_retry(con: duckdb.DuckDBPyConnection, provider: str, *, batch_ids: list
             plan.skipped.append(f"batch {root_id}: {unreadable}")
             continue
         chain = Chain(root, depths, settled)
-        if chain.clean:
-            plan.clean += 1
-        else:
+        if not chain.clean:  # a chain with nothing to retry, known from its counts, is passed
             plan.chains.append(chain)
     chain_ids = [b for c in plan.chains for b in c.depths if b in stored]
     plan.costs = cost_means(con, provider, chain_ids)
