@@ -35,7 +35,6 @@ class RetryFile:
     root_batch_id: str
     endpoint: str | None
     model: str | None
-    part: int
     path: Path
     requests: int = 0
     bytes: int = 0
@@ -43,7 +42,6 @@ class RetryFile:
     unpriced: int = 0  # requests no stored cost could estimate
     uploaded_file_id: str | None = None
     retry_batch_id: str | None = None
-    submit_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "source_batch_id":
@@ -86,7 +84,7 @@ class RetryWriter:
             self._parts[group] = part
             name = file_name(self.provider, group, part)
             rf = RetryFile(name, self.provider, group.source_batch_id, root, group.endpoint,
-                           group.model, part, self.staging / name)
+                           group.model, self.staging / name)
             current = (rf, open(rf.path, "wb"))  # noqa: SIM115 (closed by close_groups)
             self._open[group] = current
             self.files.append(rf)

@@ -110,7 +110,6 @@ def submit_files(client: FilesClient, run_id: str, files: list[RetryFile],
             batch = _create(client, f, stored.get(f.source_batch_id), run_id,
                             role_arn=role_arn, output_s3_uri=output_s3_uri, on_upload=uploaded)
         except GatewayError as e:
-            f.submit_error = str(e)
             # No batch can exist when the upload failed, the gateway refused the create (an
             # answer below 500) or never heard it (no connection). Else (5xx, no answer) it
             # may: 'uploading' keeps the file in doubt (see the docstring).
