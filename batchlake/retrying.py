@@ -35,6 +35,7 @@ from batchlake.retry_inputs import fetch_input
 from batchlake.retry_plan import Chain, RetryPlan, chain_groups, needs_input, plan_retry
 from batchlake.transforms import (
     FORMATS,
+    REASONS,
     Attempt,
     InputLineError,
     InputRequest,
@@ -91,8 +92,7 @@ class RetryReport:
                 .sort("requests", "reason", descending=[True, False]))
 
     def by_source(self) -> pl.DataFrame:
-        reasons = [r for r in ("errored", "expired", "canceled", "no_result_line",
-                               "batch_failed") if r in set(self.requests["reason"])]
+        reasons = [r for r in REASONS if r in set(self.requests["reason"])]
         return (self.requests.group_by("source_batch_id")
                 .agg(pl.len().alias("requests"),
                      *(pl.col("reason").eq(r).sum().alias(r) for r in reasons),
@@ -302,8 +302,7 @@ def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: f
                 ahead: deque[tuple[_ChainJob, Path, Future[tuple[str | None, bool]]]] = deque()
                 for n, job in enumerate(jobs):
                     if run.refused is not None:  # the gateway has no inputs for any of them
-                        _consume(run, job, tmp, _done((run.refused, True)), bool(user_inputs),
-                                 from_user)
+                        from_user.append(job)  # (without --inputs the first refusal raised)
                         continue
                     dest = tmp / f"{n}.jsonl"
                     ahead.append((job, dest, pool.submit(fetch_input, client, p, job.chain,
@@ -317,12 +316,6 @@ def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: f
             _read_user_inputs(run, from_user, user_inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _done(value: tuple[str | None, bool]) -> Future[tuple[str | None, bool]]:
-    done: Future[tuple[str | None, bool]] = Future()
-    done.set_result(value)
-    return done
 
 
 def _job(run: _Run, chain: Chain, attempts: dict[str, Attempt]) -> _ChainJob | None:
