@@ -21,7 +21,6 @@ from batchlake.cli_render import (
     check_format,
     print_reconcile,
 )
-from batchlake.common import ConfigError
 
 
 @app.command("retry")
@@ -72,8 +71,7 @@ def retry_cmd(
 
     Example: batchlake retry --provider anthropic --inputs sent.jsonl --out retry/ --submit
     """
-    if fmt not in ("text", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; use text or json")
+    check_format(fmt, ("text", "json"))
     from batchlake.cli_render import print_retry_event, print_retry_report
     from batchlake.retrying import retry
 

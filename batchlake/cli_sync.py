@@ -33,7 +33,6 @@ from batchlake.cli_render import (
     print_results_status,
     print_sync_report,
 )
-from batchlake.common import ConfigError
 
 
 @app.command()
@@ -104,8 +103,7 @@ def sync(
 
     Example: batchlake sync --base-url http://localhost:8080 --providers openai,anthropic
     """
-    if fmt not in ("text", "json"):
-        raise ConfigError(f"unknown format {fmt!r}; use text or json")
+    check_format(fmt, ("text", "json"))
     started = time.monotonic()
     with listing_progress(not quiet and fmt == "text" and err.is_terminal) as progress:
         rep = commands.sync(
