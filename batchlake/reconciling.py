@@ -36,6 +36,7 @@ from batchlake.warehouse import (
     ReconcileCandidate,
     Warehouse,
     batchlake_sides,
+    is_local_file,
     reconcile_candidates,
     reconcile_records,
     store_comparisons,
@@ -144,7 +145,7 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
     missing or unpriced gateway cost count (tests simulate later runs)."""
     _check_admin(settings)
     db = settings.db_path
-    if db != ":memory:" and not db.startswith("md:") and not Path(db).exists():
+    if is_local_file(db) and not Path(db).exists():
         raise DatabaseError(f"no database at {db}; run `batchlake sync` first, or pass --db")
     now = clock or datetime.now(UTC)
     start = now - since if since is not None else None
@@ -154,6 +155,10 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
                                           f"{tol.pct!r}%|{tol.usd!r}")
         due = [c for c in candidates if c.due]
         sides = batchlake_sides(wh, [(c.provider, c.batch_id) for c in due]) if due else {}
+        if not due:  # the common run: nothing to ask, nothing to store
+            return Reconciled(reconcile_records(wh, settings.providers, start), asked=0,
+                              not_due=len(candidates), requests=0, logs_api=None,
+                              warnings=[])
     asked = 0
     warnings: list[str] = []
     checked: list[Checked] = []
