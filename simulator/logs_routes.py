@@ -37,7 +37,6 @@ from batchlake.simulator.exchange import Exchange
 from batchlake.simulator.fault_answers import answer_fault
 from batchlake.simulator.population import Plan, phase_at
 
-FATES = ("settled", "missing", "unpriced", "double", "off-rate", "cache", "legacy-id")
 LOGS_MODES = ("ok", "missing", "missing-json", "not-allowed")
 _COST_NS = uuid.UUID("90a2f576-5276-481f-a753-2c78ccf97607")  # Bifrost's, engine.go
 _ECHO_NS = uuid.UUID("5b0c6e2a-0d7e-4c43-9d55-3f4f1c2b9e01")  # the simulator's own
@@ -45,6 +44,7 @@ _FINISHED = ("completed", "expired", "cancelled")
 # Seeded shares of the fates (percent, cumulative) and of echo rows per batch.
 _FATE_SHARES = ((70, "settled"), (78, "missing"), (84, "unpriced"), (88, "double"),
                 (92, "off-rate"), (96, "cache"), (100, "legacy-id"))
+FATES = tuple(name for _, name in _FATE_SHARES)  # what a batch's cost row may be made to be
 _ECHOES = (0, 0, 0, 1, 1, 2)
 
 
