@@ -278,25 +278,28 @@ class _Drain:
         new = [r for r in self.feed.take(wait=wait) if r.status == "ok"]
         while wait and not new and not self.feed.complete:
             new = [r for r in self.feed.take(wait=True) if r.status == "ok"]
+        if not new:
+            return False
+        # all joined first: a failure below fails each of them (the caller's record)
         for r in new:
             self.joined[r.provider] = r
             self.taken[r.provider] = 0
-            if not self.refetch:
-                with self._db():
-                    n = settle_past_retention(wh, [r.provider], now=ctx.started_at,
-                                              run_id=ctx.run_id,
-                                              batch_ids=self.batch_ids).get(r.provider, 0)
-                if n:
+        providers = [r.provider for r in new]
+        if not self.refetch:
+            with self._db():
+                settled = settle_past_retention(wh, providers, now=ctx.started_at,
+                                                run_id=ctx.run_id, batch_ids=self.batch_ids)
+            for r in new:
+                if n := settled.get(r.provider, 0):
                     r.warnings.append(
                         f"{n} batches past {r.provider}'s "
                         f"{RESULTS_RETENTION_DAYS[r.provider]}-day results retention "
                         "settled as unavailable without a request")
-            if self.on_progress:
-                self.total += sum(self._pending_counts([r.provider]).values())
-        if new:  # the next page, read now, puts their newest batches in their place
-            self.todo.clear()
-            self.exhausted = False
-        return bool(new)
+        if self.on_progress:
+            self.total += sum(self._pending_counts(providers).values())
+        self.todo.clear()  # the next page, read now, puts their newest batches in their place
+        self.exhausted = False
+        return True
 
     def _pending_counts(self, providers: list[str]) -> dict[str, int]:
         ctx = self.ctx
@@ -305,10 +308,14 @@ class _Drain:
                                         now=ctx.started_at, run_id=ctx.run_id,
                                         batch_ids=self.batch_ids)
 
-    def _open_providers(self) -> list[str]:
+    def _open(self, provider: str) -> bool:
+        """Whether ``provider``'s batches are still read: its route is there, its limit
+        (--results-limit) not reached."""
         limit = self.ctx.settings.results_limit
-        return [p for p in self.joined if not self.watch.stops(p)
-                and (limit is None or self.taken[p] < limit)]
+        return not self.watch.stops(provider) and (limit is None or self.taken[provider] < limit)
+
+    def _open_providers(self) -> list[str]:
+        return [p for p in self.joined if self._open(p)]
 
     def _refill(self) -> None:
         """The next page of pending batches, less those asked and not yet committed."""
@@ -353,10 +360,9 @@ class _Drain:
         if slot is None:
             self.out_of_time = True
             return
-        cap = self.ctx.settings.results_limit
         while self.todo:
             t = self.todo.popleft()
-            if self.watch.stops(t.provider) or (cap is not None and self.taken[t.provider] >= cap):
+            if not self._open(t.provider):
                 continue
             self.taken[t.provider] += 1
             self.submitted += 1
