@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import batchlake.results_reader as results_reader
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
@@ -236,7 +237,7 @@ def test_a_crash_mid_results_then_a_rerun_converges_exactly(make_gateway: Any, t
     crashed = str(tmp_path / "crashed.duckdb")
     monkeypatch.setattr(results_stage, "GROUP_BATCHES", 3)
     calls = {"n": 0}
-    real = results_stage.flatten_results
+    real = results_reader.flatten_results
 
     def dying(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -244,12 +245,12 @@ def test_a_crash_mid_results_then_a_rerun_converges_exactly(make_gateway: Any, t
             raise SystemExit("killed mid-results")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(results_stage, "flatten_results", dying)
+    monkeypatch.setattr(results_reader, "flatten_results", dying)
     with pytest.raises(SystemExit):
         sync(settings_for(gw, crashed, concurrency=1))
     partial = rows(crashed, "SELECT count(*) FROM batch_results")[0][0]
     assert 0 < partial < len(want)  # some groups committed before the crash
-    monkeypatch.setattr(results_stage, "flatten_results", real)
+    monkeypatch.setattr(results_reader, "flatten_results", real)
     sync(settings_for(gw, crashed))
     got = rows(crashed, "SELECT provider, batch_id, line, custom_id, outcome, input_tokens, "
                         "output_tokens, cost_usd FROM batch_results ORDER BY ALL")

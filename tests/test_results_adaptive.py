@@ -15,6 +15,7 @@ import duckdb
 import orjson
 import pytest
 
+import batchlake.results_reader as results_reader
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
 from batchlake.simulator import Fault
@@ -167,7 +168,7 @@ def test_what_readers_hold_unstaged_stays_within_its_budget_whatever_the_window(
             made.append(self)
 
     monkeypatch.setattr(results_stage, "HeldBytes", Counted)
-    monkeypatch.setattr(results_stage, "MIN_PART_BYTES", 16 << 10)
+    monkeypatch.setattr(results_reader, "MIN_PART_BYTES", 16 << 10)
     read_stored_results(settings_for(gw, db_path, concurrency=8, max_inflight=8))
     assert dict(rows(db_path, "SELECT batch_id, count(*) FROM batch_results GROUP BY ALL")) == {
         f"batch_big{n}": n for n in sizes}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import batchlake.results_reader as results_reader
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
 from batchlake.results_route import RouteWatch
@@ -148,7 +149,7 @@ def test_a_crash_mid_backlog_converges_to_each_batch_once(
     gw = history(make_gateway, 30)
     settings = settings_for(gw, db_path, results=False)
     sync(settings)
-    real = results_stage.flatten_results
+    real = results_reader.flatten_results
     calls = {"n": 0}
 
     def crash_on_the_seventh(*a: Any, **kw: Any) -> Any:
@@ -157,7 +158,7 @@ def test_a_crash_mid_backlog_converges_to_each_batch_once(
             raise RuntimeError("killed mid-backlog")
         return real(*a, **kw)
 
-    monkeypatch.setattr(results_stage, "flatten_results", crash_on_the_seventh)
+    monkeypatch.setattr(results_reader, "flatten_results", crash_on_the_seventh)
     monkeypatch.setattr(results_stage, "GROUP_BATCHES", 4)  # commits every 4 batches
     # one body at a time: the six batches before the crash are read whole when it comes (with
     # readers in parallel, the crash may surface before any of them is, and nothing commits)
@@ -165,7 +166,7 @@ def test_a_crash_mid_backlog_converges_to_each_batch_once(
     assert rep.results[0].status == "failed" and "killed mid-backlog" in rep.results[0].error
     committed = rows(db_path, "SELECT count(*) FROM batch_results_state")[0][0]
     assert 0 < committed < 30
-    monkeypatch.setattr(results_stage, "flatten_results", real)
+    monkeypatch.setattr(results_reader, "flatten_results", real)
     read_stored_results(settings_for(gw, db_path))
     assert set(states(db_path).values()) == {"loaded"} and len(states(db_path)) == 30
     assert rows(db_path, "SELECT count(*), count(DISTINCT (batch_id, line)) FROM "
