@@ -165,7 +165,11 @@ def _model_by_retrieve(ctx: RunContext, provider: str, todo: PendingBatch
     """The batch's model from ``GET /v1/batches/{id}`` (its extra_fields.model_requested),
     for a provider whose listing leaves it out; None when that does not say either (the
     lines that name no model then say so: "no model in the line…")."""
-    obj = retrieved(ctx, provider, todo.batch_id, nested=True)
+    return model_requested(retrieved(ctx, provider, todo.batch_id, nested=True))
+
+
+def model_requested(obj: Any) -> str | None:
+    """A retrieved batch's model as Bifrost names it (``extra_fields.model_requested``)."""
     extra = obj.get("extra_fields") if isinstance(obj, dict) else None
     model = extra.get("model_requested") if isinstance(extra, dict) else None
     return model if isinstance(model, str) and model else None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from batchlake.common import GatewayError
 from batchlake.gateway import FilesClient, InputUnavailable
+from batchlake.results_reader import MODEL_BY_RETRIEVE, model_requested
 from batchlake.retry_plan import Chain
 from batchlake.transforms import INLINE_PROVIDERS
 from batchlake.warehouse import StoredBatch
@@ -20,22 +21,19 @@ def fetch_input(client: FilesClient, provider: str, chain: Chain, dest: Path
                 ) -> tuple[str | None, bool]:
     """The chain's input to ``dest`` (on a pool thread): (None, _), or why the gateway cannot
     and whether that holds for every batch of the provider (no file route for it)."""
-    if provider == "bedrock" and chain.root.model is None:
-        chain.root = replace(chain.root, model=model_by_retrieve(client, chain.root))
+    if provider in MODEL_BY_RETRIEVE and chain.root.model is None:
+        chain.root = replace(chain.root, model=model_by_retrieve(client, provider, chain.root))
     root = chain.root
     return gateway_input(client, provider, root.batch_id, root.input_file_id, dest)
 
 
-def model_by_retrieve(client: FilesClient, root: StoredBatch) -> str | None:
+def model_by_retrieve(client: FilesClient, provider: str, root: StoredBatch) -> str | None:
     """A Bedrock batch's model, which its listing does not name (a job is one model: the
     files and the new job need it): ``GET /v1/batches/{id}`` once."""
     try:
-        obj = client.retrieve_batch("bedrock", root.batch_id)
+        return model_requested(client.retrieve_batch(provider, root.batch_id))
     except GatewayError:
         return None
-    extra = obj.get("extra_fields") if isinstance(obj, dict) else None
-    model = extra.get("model_requested") if isinstance(extra, dict) else None
-    return model if isinstance(model, str) and model else None
 
 
 def gateway_input(client: FilesClient, provider: str, batch_id: str, file_id: str | None,
