@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from batchlake.gateway.client import decode_list_page
+from batchlake.gateway.listing import decode_list_page
 from batchlake.simulator import SimGateway, make_population, render
 from batchlake.transforms import NotTyped, decode_page, flatten_objects, flatten_records
 from tests.bifrost_objects import gateway_objects
