@@ -23,7 +23,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -199,7 +199,11 @@ class GatewayClient:
         return self._with_retries(lambda: self._limited(
             "results", lambda: self._open_once(path, params), first))
 
-    def _open_once(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    def _open_once(self, path: str, params: dict[str, Any],
+                   refuse: Callable[[int, bytes, str | None], NoReturn] = raise_for_status
+                   ) -> httpx.Response:
+        """Send a GET whose body is read later; an answer of 300 or more is read, closed and
+        handed to ``refuse`` (status, body, Retry-After), which raises."""
         request = self._http.build_request("GET", path, params=params)
         try:
             resp = self._http.send(request, stream=True)
@@ -214,7 +218,7 @@ class GatewayClient:
             body = b""
         finally:
             resp.close()
-        raise_for_status(resp.status_code, body, resp.headers.get("Retry-After"))
+        refuse(resp.status_code, body, resp.headers.get("Retry-After"))
 
     def stream_results(self, provider: str, batch_id: str, body: ResultsBody, *,
                        slot: Slot | None = None,

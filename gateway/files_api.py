@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -74,19 +74,11 @@ class FilesClient(GatewayClient):
             raise
 
     def _download_once(self, provider: str, path: str, file_id: str, dest: Path) -> int:
-        request = self._http.build_request("GET", path, params={"provider": provider})
+        def refuse(status: int, body: bytes, retry_after: str | None) -> NoReturn:
+            self._refuse(provider, file_id, status, body, retry_after)
+
+        resp = self._open_once(path, {"provider": provider}, refuse)
         try:
-            resp = self._http.send(request, stream=True)
-        except httpx.TransportError as e:
-            raise self._transport_error(e) from None
-        self._reached = True
-        try:
-            if resp.status_code >= 300:
-                try:
-                    body = resp.read()
-                except httpx.TransportError:
-                    body = b""
-                self._refuse(provider, file_id, resp, body)
             expected = resp.headers.get("Content-Length")
             written = 0
             with open(dest, "wb") as f:
@@ -105,14 +97,14 @@ class FilesClient(GatewayClient):
                 f"the input file {file_id} came short: {written:,} of {int(expected):,} bytes"))
         return written
 
-    def _refuse(self, provider: str, file_id: str, resp: httpx.Response, body: bytes) -> None:
-        status = resp.status_code
+    def _refuse(self, provider: str, file_id: str, status: int, body: bytes,
+                retry_after: str | None) -> NoReturn:
         message, code = _message(body)
         if (status in (400, 500, 501) and any(s in f"{message} {code}" for s in _UNSUPPORTED)):
             raise InputUnavailable(
                 f"the gateway cannot return {provider} file {file_id} ({status}: {message})",
                 status=status)
-        raise_for_status(status, body, resp.headers.get("Retry-After"))
+        raise_for_status(status, body, retry_after)
 
     # -- writing (only when the user asks: batchlake retry --submit) ---------------------
     def upload_file(self, provider: str, path: Path, *, purpose: str = "batch",
