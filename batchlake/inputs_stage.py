@@ -22,13 +22,11 @@ from pathlib import Path
 import polars as pl
 
 from batchlake.common import (
-    GatewayBadResponse,
     GatewayError,
-    GatewayServerError,
-    GatewayUnreachable,
     Settings,
 )
 from batchlake.gateway import FilesClient
+from batchlake.results_reader import fault_of
 from batchlake.retry_files import read_chunks
 from batchlake.run import now_utc
 from batchlake.transforms import (
@@ -37,7 +35,6 @@ from batchlake.transforms import (
     InputRequest,
     parse_input_line,
     request_rows,
-    scrub_text,
     split_lines,
 )
 from batchlake.warehouse import PendingInput, Warehouse, pending_inputs, store_inputs
@@ -100,8 +97,7 @@ def _read_one(wh: Warehouse, client: FilesClient, settings: Settings, batch: Pen
     try:
         client.download_file(p, batch.input_file_id, dest)
     except GatewayError as e:
-        transient = isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
-        message = scrub_text(" ".join(str(e).split()), settings.auth.secrets())[:500]
+        message, transient = fault_of(e, settings.auth.secrets())
         store_inputs(wh, p, batch.batch_id, [], state="retry" if transient else "unavailable",
                      lines=0, rejected=0, error=message, status=e.status, at=now_utc(),
                      run_id=run_id)

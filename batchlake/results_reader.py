@@ -117,9 +117,8 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
         outcome.remove()
         outcome.files, outcome.lines, outcome.rejected_lines = [], 0, 0
         outcome.rejects = []
-        outcome.error = scrub_text(" ".join(str(e).split()), ctx.settings.auth.secrets())[:500]
+        outcome.error, transient = fault_of(e, ctx.settings.auth.secrets())
         outcome.status = e.status
-        transient = isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
         outcome.state = "retry" if transient else "unavailable"
         outcome.unreadable = isinstance(e, GatewayBadResponse) and e.unreadable
         outcome.route_suspect = e.status in (404, 405) and not e.bifrost_body
@@ -145,6 +144,13 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
     if body.has_more:
         outcome.error = "the results say has_more; only the first body was read"
     return outcome
+
+
+def fault_of(e: GatewayError, secrets: list[str]) -> tuple[str, bool]:
+    """A failed file read's reason in one line (secrets scrubbed), and whether a later run
+    asks again: a 5xx, an unreachable gateway or a broken body may pass; 4xx will not."""
+    message = scrub_text(" ".join(str(e).split()), secrets)[:500]
+    return message, isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
 
 
 # Providers whose list pages leave the batch's model out while their result lines may not
