@@ -60,6 +60,11 @@ OnWait = Callable[[str], None]
 _T = TypeVar("_T")
 
 
+def quote_name(name: str) -> str:
+    """A column name as a DuckDB identifier (the schema's names: no quotes in them)."""
+    return f'"{name}"'
+
+
 def is_local_file(db_path: str) -> bool:
     """A file on this machine: not DuckDB's in-memory database, not MotherDuck's."""
     return db_path != ":memory:" and not db_path.startswith("md:")

@@ -37,6 +37,7 @@ from batchlake.warehouse.db import (
     is_local_file,
     migrate,
     query_frame,
+    quote_name,
     set_memory_limit,
     tune_for_sync,
 )
@@ -56,10 +57,6 @@ class ArrowStream:
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.df.__arrow_c_stream__(requested_schema)
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
 
 
 class Warehouse:
@@ -244,7 +241,7 @@ class Warehouse:
                           schema=REJECTS.polars_schema(), orient="row")
         self.con.register("incoming_rejects", ArrowStream(df))
         try:
-            cols = ", ".join(_q(c) for c in REJECTS.column_names())
+            cols = ", ".join(quote_name(c) for c in REJECTS.column_names())
             self.con.execute(f"INSERT INTO rejects ({cols}) SELECT {cols} FROM incoming_rejects")
         finally:
             self.con.unregister("incoming_rejects")

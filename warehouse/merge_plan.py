@@ -12,6 +12,7 @@ import duckdb
 
 from batchlake import sql
 from batchlake.transforms import BATCH_SNAPSHOTS, BATCHES, ROW_KEY_SQL, STAGED_BATCH_COLUMNS
+from batchlake.warehouse.db import quote_name
 
 
 @dataclass
@@ -33,13 +34,9 @@ class ChunkCounts:
         self.snapshots += other.snapshots
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
 def _hash_input(name: str) -> str:
     # chr(0) stands for NULL so that NULL and '' hash differently.
-    return f"coalesce(CAST(i.{_q(name)} AS VARCHAR), chr(0))"
+    return f"coalesce(CAST(i.{quote_name(name)} AS VARCHAR), chr(0))"
 
 
 def merge_values() -> dict[str, str]:
@@ -55,10 +52,10 @@ def merge_values() -> dict[str, str]:
         "content_hash": "md5(concat_ws(chr(31), "
                         + ", ".join(_hash_input(c) for c in tracked) + "))",
         "row_key": ROW_KEY_SQL,
-        "snapshot_cols": ", ".join(_q(c) for c in snap),
-        "snapshot_cols_s": ", ".join(f"s.{_q(c)}" for c in snap),
-        "staged_cols": ", ".join(_q(c) for c in staged),
-        "staged_cols_s": ", ".join(f"s.{_q(c)}" for c in staged),
+        "snapshot_cols": ", ".join(quote_name(c) for c in snap),
+        "snapshot_cols_s": ", ".join(f"s.{quote_name(c)}" for c in snap),
+        "staged_cols": ", ".join(quote_name(c) for c in staged),
+        "staged_cols_s": ", ".join(f"s.{quote_name(c)}" for c in staged),
     }
 
 

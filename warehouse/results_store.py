@@ -21,6 +21,7 @@ import polars as pl
 
 from batchlake import sql
 from batchlake.transforms import BATCH_RESULTS, RESULT_LINE_COLUMNS
+from batchlake.warehouse.db import quote_name
 
 if TYPE_CHECKING:
     from batchlake.warehouse.load import Warehouse
@@ -30,16 +31,12 @@ if TYPE_CHECKING:
 STATUSES_WITH_OUTPUT = ("completed", "expired", "cancelled")
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
 def _values() -> dict[str, str]:
     line_cols = [c.name for c in RESULT_LINE_COLUMNS]
     values = {
-        "line_cols": ", ".join(_q(c) for c in line_cols),
-        "line_cols_r": ", ".join(f"r.{_q(c)}" for c in line_cols),
-        "result_cols": ", ".join(_q(c) for c in BATCH_RESULTS.column_names()),
+        "line_cols": ", ".join(quote_name(c) for c in line_cols),
+        "line_cols_r": ", ".join(f"r.{quote_name(c)}" for c in line_cols),
+        "result_cols": ", ".join(quote_name(c) for c in BATCH_RESULTS.column_names()),
         "lookup": sql.read("results_store/lookup.sql"),
     }
     priced = sql.read("results_store/priced.sql")
@@ -298,7 +295,7 @@ def write_prices(con: duckdb.DuckDBPyConnection, update: PriceUpdateLike) -> Non
             continue
         con.register("incoming_prices", ArrowStream(frame))
         try:
-            cols = ", ".join(_q(c) for c in frame.columns)
+            cols = ", ".join(quote_name(c) for c in frame.columns)
             con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming_prices")
         finally:
             con.unregister("incoming_prices")
