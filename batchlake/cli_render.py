@@ -11,7 +11,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -20,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from batchlake.common import ConfigError
+from batchlake.json_values import jsonable, plain
 
 if TYPE_CHECKING:
     from batchlake.commands import Report, ResultsStatus
@@ -39,7 +39,7 @@ def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) 
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(df.columns)
-        w.writerows([_plain(v) for v in row] for row in df.iter_rows())
+        w.writerows([plain(v) for v in row] for row in df.iter_rows())
         sys.stdout.write(buf.getvalue())
     elif fmt == "table":
         t = Table(title=title, title_justify="left", header_style="bold")
@@ -52,15 +52,8 @@ def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) 
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
 
 
-def _plain(v: Any) -> Any:
-    """HUGEINT sums arrive as Decimal(38, 0): shown (and written as JSON) as integers."""
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() else float(v)
-    return v
-
-
 def _cell(v: Any) -> str:
-    v = _plain(v)
+    v = plain(v)
     if isinstance(v, datetime):
         return f"{v:%Y-%m-%d %H:%M:%S}"
     if isinstance(v, float):
@@ -155,7 +148,7 @@ def print_results_status(status: ResultsStatus, fmt: str) -> None:
 
 def print_report(rep: Report, fmt: str) -> None:
     if fmt == "json":
-        sys.stdout.write(json.dumps(rep.to_json(), default=str, indent=1) + "\n")
+        print_json(rep.to_json())
         return
     for name, df in rep.sections.items():
         print_frame(df.head(20) if name == "overdue" else df, fmt,
@@ -172,19 +165,6 @@ def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) 
 def on_wait(message: str) -> None:
     """Said once on stderr when a command waits for a sync that holds the database."""
     err.print(f"waiting: {message}", highlight=False)
-
-
-def jsonable(value: Any) -> Any:
-    """Frames, dataclass-like rows, datetimes and HUGEINT Decimals as JSON values."""
-    if isinstance(value, pl.DataFrame):
-        return [jsonable(row) for row in value.to_dicts()]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return _plain(value)
 
 
 def print_json(value: Any) -> None:

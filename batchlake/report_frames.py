@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -14,6 +13,7 @@ import polars as pl
 
 from batchlake import sql
 from batchlake.common import ConfigError
+from batchlake.json_values import jsonable
 from batchlake.warehouse import query_frame
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
@@ -123,12 +123,5 @@ def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
 
 
 def to_jsonable(sections: dict[str, pl.DataFrame]) -> dict[str, list[dict[str, Any]]]:
-    def fix(v: Any) -> Any:
-        if isinstance(v, datetime):
-            return v.isoformat()
-        if isinstance(v, Decimal):  # HUGEINT sums: exact integers in JSON
-            return int(v) if v == v.to_integral_value() else float(v)
-        return v
-
-    return {k: [{c: fix(v) for c, v in row.items()} for row in df.to_dicts()]
-            for k, df in sections.items()}
+    out: dict[str, list[dict[str, Any]]] = jsonable(sections)
+    return out
