@@ -31,8 +31,7 @@ def parse_duration(text: str) -> timedelta:
 def _section(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pl.DataFrame:
     """The frame of ``sql/report/<name>.sql``, given the named parameters it uses."""
     text = sql.read(f"report/{name}.sql")
-    used = {k: v for k, v in params.items() if f"${k}" in text}
-    return query_frame(con, text, used)
+    return query_frame(con, text, sql.used_params(text, params))
 
 
 def _since(window: timedelta | None) -> datetime | None:

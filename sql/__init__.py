@@ -7,6 +7,7 @@ lists are never written twice.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 
 def read(relative: str) -> str:
@@ -26,6 +27,12 @@ def render(text: str, values: dict[str, str]) -> str:
     if "{{" in text:
         raise KeyError(f"unfilled placeholder in SQL: {text[text.index('{{'):][:40]}")
     return text
+
+
+def used_params(text: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters (``$name``) of ``values`` that ``text`` uses: DuckDB refuses a
+    parameter a statement does not name."""
+    return {k: v for k, v in values.items() if f"${k}" in text}
 
 
 def statements(text: str) -> list[str]:

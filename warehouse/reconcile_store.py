@@ -67,10 +67,6 @@ def _in_memory(wh: Warehouse) -> Iterator[None]:
                             "1GB") from None
 
 
-def _params(text: str, **values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if f"${k}" in text}
-
-
 def reconcile_candidates(wh: Warehouse, providers: tuple[str, ...], since: datetime | None,
                          now: datetime, recheck: bool, tolerance: str
                          ) -> list[ReconcileCandidate]:
@@ -79,9 +75,9 @@ def reconcile_candidates(wh: Warehouse, providers: tuple[str, ...], since: datet
     text: another one makes every batch due once."""
     text = sql.read("reconcile/candidates.sql")
     with _in_memory(wh), wh.lock:
-        df = wh.con.sql(text, params=_params(text, providers=list(providers), since=since,
-                                             now=now, recheck=recheck,
-                                             tolerance=tolerance)).pl()
+        df = wh.con.sql(text, params=sql.used_params(text, {
+            "providers": list(providers), "since": since, "now": now, "recheck": recheck,
+            "tolerance": tolerance})).pl()
     return [ReconcileCandidate(**row) for row in df.iter_rows(named=True)]
 
 
@@ -182,6 +178,6 @@ def reconcile_records(wh: Warehouse, providers: tuple[str, ...], since: datetime
     """The last comparison of every batch in the window, differences first."""
     text = sql.read("reconcile/records.sql")
     with wh.lock:
-        df: pl.DataFrame = wh.con.sql(text, params=_params(
-            text, providers=list(providers), since=since)).pl()
+        df: pl.DataFrame = wh.con.sql(text, params=sql.used_params(
+            text, {"providers": list(providers), "since": since})).pl()
     return df
