@@ -129,9 +129,7 @@ class LogsApi:
             return LogsProbe(False, why=(
                 f"the gateway at {self._where} answered GET {LOGS} with something that is "
                 "not Bifrost's logs list: no batch costs to compare"))
-        pagination = page.get("pagination")
-        total = pagination.get("total_count") if isinstance(pagination, dict) else None
-        return LogsProbe(True, rows=total if isinstance(total, int) else None)
+        return LogsProbe(True, rows=_total(page))
 
     def cost_row(self, provider: str, batch_id: str) -> Any | None:
         """The batch's cost row by its id (UUIDv5); None when the gateway has no such row."""
@@ -171,7 +169,13 @@ class LogsApi:
                 return
             yield from logs
             offset += len(logs)
-            pagination = page.get("pagination")
-            total = pagination.get("total_count") if isinstance(pagination, dict) else None
-            if isinstance(total, int) and offset >= total:
+            total = _total(page)
+            if total is not None and offset >= total:
                 return
+
+
+def _total(page: dict[str, Any]) -> int | None:
+    """The list's ``pagination.total_count``, where it gives one."""
+    pagination = page.get("pagination")
+    total = pagination.get("total_count") if isinstance(pagination, dict) else None
+    return total if isinstance(total, int) else None
