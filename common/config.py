@@ -300,14 +300,17 @@ def resolve(options: dict[str, Any] | None = None, *, config_file: str | None = 
     return Resolved(_build(values, sources), sources, file_name)
 
 
+# Settings _build makes something of (checked, parsed, or gathered into Auth); every other
+# setting is handed to Settings as it is, under its field name (_FIELD).
+_BUILT = frozenset({"base_url", "api_key", "api_key_header", "basic_user", "basic_password",
+                    "admin_user", "admin_password", "providers", "insecure"})
+
+
 def _build(v: ConfigValues, sources: dict[str, str]) -> Settings:
     kw: dict[str, Any] = {}
-    for name in ("prices", "prices_only", "max_retries", "backoff_base_s", "timeout",
-                 "lock_timeout", "page_limit", "chunk_size", "concurrency", "max_inflight",
-                 "store_raw",
-                 "store_result_bodies", "results", "results_limit", "results_budget",
-                 "publish", "publish_storage_version", "db", "poll_interval",
-                 "reconcile_tolerance_pct", "reconcile_tolerance_usd"):
+    for name in ConfigValues.model_fields:
+        if name in _BUILT:
+            continue
         value = getattr(v, name)
         if value is not None:
             kw[_FIELD.get(name, name)] = value
