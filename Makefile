@@ -47,7 +47,7 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
-	$(PY) -m pytest -q -n 2 </dev/null  # a closed stdin (CI) breaks kernel and pty tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup </dev/null  # a closed stdin (CI) breaks kernel and pty tests
 
 # The README's report picture (docs/report.png), from today's report in headless Chromium
 report-png: $(STAMP) browser

@@ -7,7 +7,8 @@ an empty DuckDB file, each a fresh process, ``--repeat`` times:
               inside the process after imports
   cli         ``batchlake sync`` with no Prefect API configured (direct mode), whole process
   prefect     ``batchlake sync`` as a flow run against a running ``prefect server`` on
-              127.0.0.1 (started here, on a fresh PREFECT_HOME), whole process
+              127.0.0.1 (started here, on a fresh PREFECT_HOME, unless --prefect-api gives
+              one already running), whole process
 
 and prints the median seconds and each mode's overhead over the core's median. The first
 flow run after the server starts is reported apart: it pays the server's warm-up.
@@ -73,6 +74,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--prefect-api", metavar="URL",
+                    help="a running Prefect server's API (e.g. http://127.0.0.1:4200/api) to "
+                         "use instead of starting one; its first run then pays no warm-up")
     args = ap.parse_args()
     gw, url = start_gateway(args.size, "openai")
     tmp = Path(tempfile.mkdtemp(prefix="batchlake-overhead-"))
@@ -91,7 +95,10 @@ def main() -> None:
                 if (r := run("core", BATCHLAKE, [url, "openai", fresh_db("core", i)]))]
         cli = [whole_seconds([*sync_args, "--db", fresh_db("cli", i)], direct_env)
                for i in range(args.repeat)]
-        server, prefect_env = start_prefect(tmp / "prefect-home")
+        if args.prefect_api:
+            prefect_env = {**os.environ, "PREFECT_API_URL": args.prefect_api}
+        else:
+            server, prefect_env = start_prefect(tmp / "prefect-home")
         first = whole_seconds([*sync_args, "--db", fresh_db("flow-first", 0)], prefect_env)
         flows = [whole_seconds([*sync_args, "--db", fresh_db("flow", i)], prefect_env)
                  for i in range(args.repeat)]

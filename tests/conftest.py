@@ -93,3 +93,68 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "batchlake", *args], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Any, deadline_s: float, every: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something true; fail after ``deadline_s``."""
+    import time
+
+    import httpx
+
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {deadline_s:g}s")
+        time.sleep(every)
+
+
+# The tests that need a Prefect server (tests/test_flow.py, tests/test_serve.py and the
+# overhead bench's toy run) share one: a fresh server costs ~20 s of CPU to start (its
+# database's migrations), which each of them paid before. They are one xdist group, so the
+# one worker that runs them starts it once (`make test` runs with --dist loadgroup).
+PREFECT_GROUP = pytest.mark.xdist_group("prefect")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real ``prefect server`` on 127.0.0.1 for the session: its API URL, and the
+    environment a child process needs to use it."""
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    env = {**os.environ, "PREFECT_HOME": str(home), "TMPDIR": str(home),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        with httpx.Client(timeout=2) as http:
+            wait_for("prefect server", lambda: http.get(api + "/health").status_code == 200,
+                     180, every=0.2)
+        yield api, {**env, "PREFECT_API_URL": api}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PREFECT_GROUP
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,8 +44,11 @@ def test_bench_results_prints_lines_per_second_against_the_peers() -> None:
 
 @pytest.mark.slow
 @pytest.mark.prefect
-def test_bench_overhead_prints_each_way_of_running_a_sync() -> None:
-    out = bench("bench_overhead.py", "--size", "300", "--repeat", "1")
+@PREFECT_GROUP
+def test_bench_overhead_prints_each_way_of_running_a_sync(
+        prefect_api: tuple[str, dict[str, str]]) -> None:
+    out = bench("bench_overhead.py", "--size", "300", "--repeat", "1",
+                "--prefect-api", prefect_api[0])
     for line in ("sync core (in process)", "batchlake sync, direct",
                  "batchlake sync, Prefect flow run"):
         assert line in out, out

@@ -1,4 +1,4 @@
-"""The Prefect flow for real: a temporary Prefect server (started once), real flow runs,
+"""The Prefect flow for real: a real Prefect server (the session's), real flow runs,
 artifacts, and no secret in parameters or artifacts."""
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ from typing import Any
 import pytest
 
 from batchlake.simulator import Fault, SimGateway
-from tests.conftest import rows
+from tests.conftest import PREFECT_GROUP, rows
 from tests.expect import assert_matches_truth
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, PREFECT_GROUP]
 CANARY = "sk-bf-FLOW-CANARY-31337"
 
 
 @pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(prefect_api: tuple[str, dict[str, str]]) -> Iterator[None]:
+    """The flows of this module run in process against the session's Prefect server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api[0]}):
         yield
 
 
@@ -37,6 +38,7 @@ def _read_artifacts(flow_run_id: Any) -> list[Any]:
 def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, db_path: str,
                                                           monkeypatch: Any) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from batchlake.flows import sync_batches
 
@@ -59,7 +61,8 @@ def test_flow_syncs_publishes_artifacts_and_keeps_secrets(prefect_server: None, 
             ("failed",)]
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(state.state_details.flow_run_id)
-            tasks = client.read_task_runs()
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[run.id])))  # the server is the session's: others' too
         assert CANARY not in repr(run.parameters)
         assert len([t for t in tasks if t.flow_run_id == run.id]) >= 5  # one per provider
         arts = _read_artifacts(run.id)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,31 +17,11 @@ import httpx
 import pytest
 
 from batchlake.simulator import Fault, SimGateway
-from tests.conftest import ROOT, rows
+from tests.conftest import PREFECT_GROUP, ROOT, rows, wait_for
 from tests.expect import assert_matches_truth
 from tests.notebook_runner import run_notebook
 
-pytestmark = pytest.mark.prefect
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], deadline_s: float, every: float = 0.5) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > end:
-            raise AssertionError(f"{what}: not within {deadline_s:g}s")
-        time.sleep(every)
+pytestmark = [pytest.mark.prefect, PREFECT_GROUP]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -53,25 +32,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture
-def prefect_api(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "TMPDIR": str(tmp_path),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-           "PREFECT_SERVER_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_for("prefect server", lambda: httpx.get(api + "/health", timeout=2)
-                 .status_code == 200, 120)
-        yield api, {**env, "PREFECT_API_URL": api}
-    finally:
-        _stop(server)
 
 
 def test_serve_registers_deployments_and_a_triggered_run_lands(
@@ -87,9 +47,10 @@ def test_serve_registers_deployments_and_a_triggered_run_lands(
         env={**env, "BIFROST_BASE_URL": gw.base_url, "BATCHLAKE_POLL_INTERVAL_S": "0.001"},
         cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    http = httpx.Client(timeout=10)  # one client: each new one loads the CA store again
     try:
         def deployments() -> list[dict[str, Any]]:
-            r = httpx.post(api + "/deployments/filter", json={}, timeout=5)
+            r = http.post(api + "/deployments/filter", json={})
             return [d for d in r.json() if d["name"] in ("incremental", "daily-reconcile")]
 
         found = wait_for("deployments registered", lambda: len(deployments()) == 2, 90)
@@ -102,14 +63,14 @@ def test_serve_registers_deployments_and_a_triggered_run_lands(
         assert crons == {"incremental": ["*/10 * * * *"], "daily-reconcile": ["0 3 * * *"]}
         def trigger() -> str:
             def created() -> str | None:
-                r = httpx.post(api + f"/deployments/{deps['incremental']['id']}/"
-                               "create_flow_run", json={}, timeout=10)
+                r = http.post(api + f"/deployments/{deps['incremental']['id']}/"
+                              "create_flow_run", json={})
                 # a busy Prefect server (SQLite) may answer 5xx: ask again until the deadline
                 return str(r.json()["id"]) if r.status_code < 300 else None
             return str(wait_for("a flow run created", created, 60))
 
         def state(run_id: str) -> dict[str, Any]:
-            return dict(httpx.get(api + f"/flow_runs/{run_id}", timeout=5).json())
+            return dict(http.get(api + f"/flow_runs/{run_id}").json())
 
         def finished(run_id: str) -> Callable[[], str | None]:
             def check() -> str | None:
@@ -132,6 +93,7 @@ def test_serve_registers_deployments_and_a_triggered_run_lands(
         ended = state(second)["end_time"]
         assert ended and datetime.fromisoformat(ended).timestamp() > notebook_started
     finally:
+        http.close()
         _stop(serve)
         gw.stop()
     assert_matches_truth(gw, db)
