@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
 from batchlake.transforms.schema import ALWAYS_SENT_COUNTS, SOURCED_BATCH_COLUMNS
-from tests.conftest import rows
+from tests.conftest import read_only, rows
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
@@ -57,14 +55,11 @@ def compare_row(obj: dict[str, Any], row: dict[str, Any]) -> list[str]:
 
 
 def stored(db: str, provider: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    con = duckdb.connect(db, read_only=True)
-    try:
+    with read_only(db) as con:
         q = "SELECT * FROM batches" + (" WHERE provider = ?" if provider else "")
         cur = con.execute(q, [provider] if provider else [])
         names = [d[0] for d in cur.description]
         return {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-    finally:
-        con.close()
 
 
 def assert_keys_unique(db: str) -> None:
