@@ -230,9 +230,10 @@ def test_a_failed_checkpoint_is_one_line_and_the_next_sync_converges(tmp_path: P
 def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> None:
     """Measured: ~1 KB objects with a 36MB cap and 5,000-object transactions made a checkpoint
     run out of memory (fatal to DuckDB) while every merge fitted. Commits run with checkpoint
-    headroom, so it syncs."""
+    headroom, so it syncs. (Today 100,000 objects sync at this cap even without the headroom,
+    measured; 30,000 keep the tight cap's case at a third of the time.)"""
     db = str(tmp_path / "tight.duckdb")
-    gw = SimGateway(100_000, seed=6, providers=("openai",), future_share=0.0,
+    gw = SimGateway(30_000, seed=6, providers=("openai",), future_share=0.0,
                     metadata_keys=12)
     gw.start()
     try:
@@ -242,7 +243,7 @@ def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> No
                       timeout=300)
         assert res.returncode == 0, res.stderr
         assert rows(db, "SELECT count(*), count(DISTINCT batch_id) FROM batches") == [
-            (100_000, 100_000)]
+            (30_000, 30_000)]
     finally:
         gw.stop()
 
