@@ -35,7 +35,7 @@ def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
+    gw = make_gateway(30, seed=5, providers=("openai",))
     synced(gw, db_path)
     seen = {p.id for p in finished_plans(gw, "openai")}
     said: list[str] = []
@@ -89,7 +89,7 @@ def test_submitted_batches_link_to_their_source_and_only_new_failures_come_back(
 
 def test_force_submits_the_same_failures_once_more(make_gateway: Any, db_path: str,
                                                    tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
+    gw = make_gateway(30, seed=5, providers=("openai",))
     synced(gw, db_path)
     first = retry_into(gw, db_path, tmp_path / "a", "openai", submit=True)
     quiet = retry_into(gw, db_path, tmp_path / "b", "openai")
@@ -122,7 +122,7 @@ def test_anthropic_submits_inline_and_its_lineage_comes_from_the_record(
 
 def test_bedrock_submits_to_the_sources_bucket_with_an_output_location(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("bedrock",))
+    gw = make_gateway(30, seed=5, providers=("bedrock",))
     synced(gw, db_path)
     with pytest.raises(ConfigError, match="--output-s3-uri"):
         retry_into(gw, db_path, tmp_path / "out", "bedrock", submit=True)
@@ -138,7 +138,7 @@ def test_bedrock_submits_to_the_sources_bucket_with_an_output_location(
 
 def test_gemini_submits_from_an_uploaded_file(make_gateway: Any, db_path: str,
                                               tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("gemini",), gemini_file_content=True)
+    gw = make_gateway(30, seed=5, providers=("gemini",), gemini_file_content=True)
     synced(gw, db_path)
     rep = retry_into(gw, db_path, tmp_path / "out", "gemini", submit=True)
     for f in rep.files:
@@ -150,7 +150,7 @@ def test_gemini_submits_from_an_uploaded_file(make_gateway: Any, db_path: str,
 
 def test_a_throttled_create_and_a_failed_upload_are_asked_again(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
+    gw = make_gateway(30, seed=5, providers=("openai",))
     synced(gw, db_path)
     gw.faults = [Fault("status", endpoint="batch_create", status=429, retry_after="0"),
                  Fault("status", endpoint="file_upload", status=503)]
@@ -164,7 +164,7 @@ def test_a_throttled_create_and_a_failed_upload_are_asked_again(
 
 def test_a_create_without_an_answer_stays_in_doubt_and_a_refused_one_does_not(
         make_gateway: Any, db_path: str, tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
+    gw = make_gateway(30, seed=5, providers=("openai",))
     synced(gw, db_path)
     gw.faults = [Fault("status", endpoint="batch_create", status=400)]
     with pytest.raises(BatchlakeError, match=r"submitting .* failed: .*400") as e:
