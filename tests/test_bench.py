@@ -38,7 +38,8 @@ def test_bench_incremental_prints_each_sync_and_the_scheduled_runs() -> None:
 
 @pytest.mark.slow
 def test_bench_results_prints_lines_per_second_against_the_peers() -> None:
-    out = bench("bench_results.py", "--requests", "500", "--repeat", "1")
+    # one encoding: the loop is the same for each (tests/test_stream_escapes.py reads them all)
+    out = bench("bench_results.py", "--requests", "500", "--repeat", "1", "--encodings", "go")
     assert "lines/s" in out and "vs fetch+parse" in out, out
 
 
@@ -56,7 +57,8 @@ def test_bench_overhead_prints_each_way_of_running_a_sync(
 
 @pytest.mark.slow
 def test_bench_latency_prints_the_listing_floor_the_drains_and_the_targets() -> None:
-    out = bench("bench_latency.py", "--batches", "80", "--listing-batches", "200", "--no-sync")
+    out = bench("bench_latency.py", "--batches", "80", "--listing-batches", "200", "--no-sync",
+                "--latency", "list=30ms,retrieve=20ms,results=60ms")
     for line in ("listing", "drain, cap 12", "the floor", "the 40/s target",
                  "answered 429 (bound 10%)"):
         assert line in out, out
