@@ -45,6 +45,10 @@ def batch_schema() -> dict[str, Any]:
     return _BATCH_SCHEMA
 
 
-@st.composite
-def gateway_objects(draw: st.DrawFn) -> Any:
-    return draw(from_schema(batch_schema()))
+def gateway_objects() -> st.SearchStrategy[Any]:
+    """Batch objects as the schema allows them. Built once, at the first draw (a test
+    without the schema skips then, not at import): see tests/schema_strategy.py."""
+    return _OBJECTS
+
+
+_OBJECTS: st.SearchStrategy[Any] = st.deferred(lambda: from_schema(batch_schema()))

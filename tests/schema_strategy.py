@@ -15,10 +15,14 @@ INT64 = (-(2**63), 2**63 - 1)
 
 
 def _json_value() -> st.SearchStrategy[Any]:
-    scalars = st.none() | st.booleans() | st.integers(*INT64) | st.text(max_size=10) | \
-        st.floats(allow_nan=False, allow_infinity=False)
-    return st.recursive(scalars, lambda c: st.lists(c, max_size=3) |
-                        st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=6)
+    return _JSON_VALUE
+
+
+_JSON_VALUE: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers(*INT64) | st.text(max_size=10)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=6)
 
 
 def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -68,16 +72,25 @@ def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     required = set(schema.get("required", []))
     extra = schema.get("additionalProperties", True)
     min_props = schema.get("minProperties", 0)
+    # Every strategy is built once, here, not at each draw: building one validates it and
+    # describes its lambdas (parsing their source), which was 80% of the property tests'
+    # time (py-spy: ast.parse and tokenize under from_schema, inside draws).
+    subs = {name: from_schema(sub) for name, sub in props.items()}
+    extra_values = from_schema(extra) if isinstance(extra, dict) else None
+    extra_maps: dict[int, st.SearchStrategy[dict[str, Any]]] = {}
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, sub in props.items():
+        for name, sub in subs.items():
             if name in required or draw(st.booleans()):
-                out[name] = draw(from_schema(sub))
-        if isinstance(extra, dict):
-            more = draw(st.dictionaries(st.text(min_size=1, max_size=8), from_schema(extra),
-                                        min_size=max(0, min_props - len(out)), max_size=3))
+                out[name] = draw(sub)
+        if extra_values is not None:
+            least = max(0, min_props - len(out))
+            if least not in extra_maps:
+                extra_maps[least] = st.dictionaries(st.text(min_size=1, max_size=8),
+                                                    extra_values, min_size=least, max_size=3)
+            more = draw(extra_maps[least])
             out.update({k: v for k, v in more.items() if k not in props})
         return out
 
