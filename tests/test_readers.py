@@ -36,7 +36,7 @@ while time.monotonic() < end:
 
 def test_a_sync_completes_while_another_process_reads_every_100ms(
         make_gateway: Any, db_path: str) -> None:
-    gw = make_gateway(3000, seed=5)
+    gw = make_gateway(1500, seed=5)
     sync(settings_for(gw, db_path, providers=("openai",)))
     reader = subprocess.Popen([sys.executable, "-c", READER, db_path, "60"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -229,7 +229,7 @@ def test_faults_are_per_batch_and_retried_as_they_deserve(make_gateway: Any,
 
 def test_a_crash_mid_results_then_a_rerun_converges_exactly(make_gateway: Any, tmp_path: Path,
                                                             monkeypatch: Any) -> None:
-    gw = make_gateway(400, seed=21, providers=("openai", "anthropic"))
+    gw = make_gateway(150, seed=21, providers=("openai", "anthropic"))
     clean = str(tmp_path / "clean.duckdb")
     sync(settings_for(gw, clean))
     want = rows(clean, "SELECT provider, batch_id, line, custom_id, outcome, input_tokens, "
