@@ -5,6 +5,8 @@ one-line errors need none of it (tests/conftest.py's ``run_cli`` runs the real p
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from dataclasses import dataclass
 
@@ -20,9 +22,12 @@ class CliResult:
     stderr: str
 
 
-def invoke(*args: str, env: dict[str, str] | None = None) -> CliResult:
-    """Run ``batchlake ARGS…`` in this process, with ``env`` set for the call."""
-    with CliRunner().isolation(env={"COLUMNS": "200", **(env or {})}) as (out, err, _):
+def invoke(*args: str, env: dict[str, str] | None = None,
+           cwd: str | os.PathLike[str] | None = None) -> CliResult:
+    """Run ``batchlake ARGS…`` in this process, with ``env`` set for the call (and ``cwd``
+    as the working folder, where the config file is looked for)."""
+    with (contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext()), \
+            CliRunner().isolation(env={"COLUMNS": "200", **(env or {})}) as (out, err, _):
         try:
             main(list(args))
             code = 0

@@ -10,20 +10,16 @@ from pathlib import Path
 import pytest
 
 from batchlake.common import ConfigError, resolve
-from tests.conftest import ROOT
+from tests.cli_runner import CliResult, invoke
+from tests.conftest import ROOT, run_cli
 
 SECRET = "sk-bf-config-canary-42"
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("BIFROST_", "BATCHLAKE_"))}
-    return subprocess.run([sys.executable, "-m", "batchlake", *args], capture_output=True,
-                          text=True, cwd=cwd, env={**full, "COLUMNS": "200", **(env or {})},
-                          timeout=60)
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    """The CLI in this process (tests/cli_runner.py), from ``cwd``: the config file is read
+    there. --version and the gateway below still run as real processes."""
+    return invoke(*args, env=env, cwd=cwd)
 
 
 def test_options_beat_the_environment_which_beats_the_file(tmp_path: Path,
@@ -108,7 +104,7 @@ def test_secrets_never_show_in_errors_or_reprs(tmp_path: Path) -> None:
 
 
 def test_version_and_the_gateway_says_the_port_it_bound() -> None:
-    res = cli("--version", cwd=ROOT)
+    res = run_cli("--version")
     assert res.returncode == 0 and res.stdout.startswith("batchlake 0.")
     proc = subprocess.Popen([sys.executable, "-m", "batchlake", "gateway", "--port", "0",
                              "--batches", "10"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
