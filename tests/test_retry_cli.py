@@ -51,7 +51,7 @@ def test_the_summary_says_what_was_written_and_what_it_may_cost(
 
 def test_submit_prints_each_upload_and_batch_created(make_gateway: Any, db_path: str,
                                                       tmp_path: Path) -> None:
-    gw = make_gateway(60, seed=5, providers=("openai",))
+    gw = make_gateway(30, seed=5, providers=("openai",))  # several files: each is printed
     synced(gw, db_path)
     res = invoke(*_args(gw, db_path, tmp_path / "out", "openai", "--submit"), env=FAST)
     assert res.returncode == 0, res.stderr
