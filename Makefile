@@ -42,12 +42,14 @@ browser:
 	    "report's browser test will be skipped (install Debian's chromium to run it)"; fi; } || \
 	echo "could not install chromium with apt-get: the report's browser test will be skipped"
 
-# Two pytest workers (pytest-xdist): most tests wait on a gateway, a subprocess or DuckDB's
-# file, so two share a 2-core machine well.
+# Three pytest workers (pytest-xdist) on a 2-core machine: tests wait on gateways'
+# latency, locks and child processes, and a third worker fills those waits (measured: 315 s
+# on 3 workers, 415 s on 2, 348 s on 4; docs/testing.md). loadgroup keeps the tests that
+# share the session's Prefect server on one worker (tests/conftest.py).
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory typecheck
-	$(PY) -m pytest -q -n 2 --dist loadgroup </dev/null  # a closed stdin (CI) breaks kernel and pty tests
+	$(PY) -m pytest -q -n 3 --dist loadgroup </dev/null  # a closed stdin (CI) breaks kernel and pty tests
 
 # The README's report picture (docs/report.png), from today's report in headless Chromium
 report-png: $(STAMP) browser
