@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from websockets.sync.client import connect
 
+from tests.conftest import stop_process
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -63,11 +65,7 @@ def visit(url: str, expressions: dict[str, str], width: int = 1280, height: int 
                 time.sleep(0.1)
         return _drive(target["webSocketDebuggerUrl"], url, expressions, width, height, end)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -4,7 +4,6 @@ both deployments, one triggered run checked in DuckDB; everything started is sto
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from batchlake.simulator import Fault, SimGateway
-from tests.conftest import PREFECT_GROUP, ROOT, rows, wait_for
+from tests.conftest import PREFECT_GROUP, ROOT, rows, stop_process, wait_for
 from tests.expect import assert_matches_truth
 from tests.notebook_runner import run_notebook
 
@@ -25,13 +24,7 @@ pytestmark = [pytest.mark.prefect, PREFECT_GROUP]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # a backgrounded serve ignores SIGINT
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 20)  # SIGTERM: a backgrounded serve ignores SIGINT
 
 
 def test_serve_registers_deployments_and_a_triggered_run_lands(
