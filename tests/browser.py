@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,15 +18,9 @@ from typing import Any
 import httpx
 from websockets.sync.client import connect
 
-from tests.conftest import stop_process
+from tests.conftest import free_port, stop_process
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -43,7 +36,7 @@ def visit(url: str, expressions: dict[str, str], width: int = 1280, height: int 
     """Open ``url`` in a fresh headless Chromium, wait for the load, evaluate each of
     ``expressions`` (name -> JavaScript), take a PNG screenshot."""
     assert CHROMIUM, "chromium is not installed"
-    port = _port()
+    port = free_port()
     profile = tempfile.mkdtemp(prefix="batchlake-chromium-")
     # As root, with this machine's closed network: no sandbox, no background networking.
     proc = subprocess.Popen(

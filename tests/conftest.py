@@ -123,7 +123,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
                           text=True, env=full_env, timeout=timeout, cwd=ROOT)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server the test starts)."""
     import socket
 
     with socket.socket() as s:
@@ -169,7 +170,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
            "PREFECT_SERVER_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

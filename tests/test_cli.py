@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
 from tests.cli_runner import CliResult, invoke
-from tests.conftest import ROOT, rows, run_cli, settings_for
+from tests.conftest import ROOT, free_port, rows, run_cli, settings_for
 
 COMMANDS = ["sync", "fetch", "results", "reprice", "config", "sql", "gateway", "demo", "report",
             "stuck", "schema", "serve", "export"]
@@ -229,14 +228,8 @@ def test_schema_docs_are_generated_and_current() -> None:
     assert (ROOT / "docs" / "schema.md").read_text() == res.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_gateway_command_serves_until_terminated() -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "batchlake", "gateway", "--port", str(port),
                              "--batches", "50"], cwd=ROOT, stderr=subprocess.PIPE)
     try:

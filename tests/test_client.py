@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import socket
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from batchlake.common import (
 )
 from batchlake.gateway import GatewayClient, ListingReport, parse_retry_after
 from batchlake.simulator import Fault, SimGateway
+from tests.conftest import free_port
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.5, "timeout_s": 1.0}
 
@@ -205,9 +205,7 @@ def test_an_environment_proxy_is_honoured_and_no_proxy_bypasses_it(
         gateway: SimGateway, monkeypatch: pytest.MonkeyPatch) -> None:
     # JSON reads skip httpx.Client's per-request work, but never where a proxy applies:
     # here the proxy is a closed port, so a request that honours it cannot get through.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)

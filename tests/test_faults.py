@@ -18,7 +18,7 @@ from batchlake.simulator import DROP, Fault, SimGateway
 from batchlake.warehouse import Warehouse
 from batchlake.warehouse.db import checkpoint_memory_limit
 from batchlake.warehouse.duckdb_errors import fatal_message
-from tests.conftest import ROOT, rows, run_cli, settings_for
+from tests.conftest import ROOT, rows, run_cli, settings_for, wait_for
 from tests.expect import assert_matches_truth, compare_row, stored
 from tests.locks import hold_lock
 
@@ -163,8 +163,8 @@ def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         # Kill when about a third of the pages are fetched: loading is in full swing.
-        _wait_for(lambda: gw.requests[("list", "openai")] >= 35 or proc.poll() is not None,
-                  deadline_s=60)
+        wait_for("a third of the pages", lambda: gw.requests[("list", "openai")] >= 35
+                 or proc.poll() is not None, 60, every=0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL
@@ -246,16 +246,6 @@ def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> No
             (30_000, 30_000)]
     finally:
         gw.stop()
-
-
-def _wait_for(cond: Any, deadline_s: float) -> None:
-    import time
-
-    end = time.monotonic() + deadline_s
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
 
 
 def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:
