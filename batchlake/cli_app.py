@@ -42,7 +42,7 @@ def _version(value: bool) -> None:
 def _main_options(
     config: Annotated[str | None, typer.Option(
         "--config", help="Settings file (TOML; default ./batchlake.toml, else "
-        "[tool.batchlake] in ./pyproject.toml; env BATCHLAKECONFIG).",
+        "[tool.batchlake] in ./pyproject.toml; env BATCHLAKE_CONFIG).",
         show_default=False)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True,
