@@ -22,7 +22,6 @@ import typer
 from batchlake import cli_sync, cli_lake, cli_recovery, cli_simulator  # noqa: F401
 # isort: on
 from batchlake.cli_app import app
-from batchlake.cli_recovery import spread_inputs
 from batchlake.cli_render import err
 from batchlake.common import BatchlakeError
 
@@ -53,6 +52,25 @@ def main(args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def spread_inputs(args: list[str]) -> list[str]:
+    """``retry --inputs a.jsonl b.jsonl`` as click reads it: ``--inputs`` before each file
+    (an option takes one value; the files a shell glob gives come as several)."""
+    if "retry" not in args[:3] or "--inputs" not in args:
+        return args
+    out: list[str] = []
+    taking = False
+    for a in args:
+        if a == "--inputs":
+            taking = True
+            continue
+        if taking and not a.startswith("-"):
+            out += ["--inputs", a]
+            continue
+        taking = False
+        out.append(a)
+    return out
 
 
 def _usage_error(e: Exception, args: list[str]) -> NoReturn:

@@ -20,6 +20,8 @@ from batchlake.cli_options import (
 from batchlake.cli_render import (
     check_format,
     print_reconcile,
+    print_retry_event,
+    print_retry_report,
 )
 
 
@@ -72,7 +74,6 @@ def retry_cmd(
     Example: batchlake retry --provider anthropic --inputs sent.jsonl --out retry/ --submit
     """
     check_format(fmt, ("text", "json"))
-    from batchlake.cli_render import print_retry_event, print_retry_report
     from batchlake.retrying import retry
 
     rep = retry(provider, out=out, batch=batch, since=since, error_code=error_code,
@@ -81,25 +82,6 @@ def retry_cmd(
                 api_key_header=api_key_header, lock_timeout=lock_timeout,
                 config=CONFIG["file"], on_event=print_retry_event)
     print_retry_report(rep, fmt)
-
-
-def spread_inputs(args: list[str]) -> list[str]:
-    """``retry --inputs a.jsonl b.jsonl`` as click reads it: ``--inputs`` before each file
-    (an option takes one value; the files a shell glob gives come as several)."""
-    if "retry" not in args[:3] or "--inputs" not in args:
-        return args
-    out: list[str] = []
-    taking = False
-    for a in args:
-        if a == "--inputs":
-            taking = True
-            continue
-        if taking and not a.startswith("-"):
-            out += ["--inputs", a]
-            continue
-        taking = False
-        out.append(a)
-    return out
 
 
 @app.command("reconcile")

@@ -148,7 +148,7 @@ def print_results_status(status: ResultsStatus, fmt: str) -> None:
 
 def print_report(rep: Report, fmt: str) -> None:
     if fmt == "json":
-        print_json(rep.to_json())
+        print_json(rep.sections)  # print_json makes the frames JSON values (as to_json does)
         return
     for name, df in rep.sections.items():
         print_frame(df.head(20) if name == "overdue" else df, fmt,

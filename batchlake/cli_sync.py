@@ -32,6 +32,7 @@ from batchlake.cli_render import (
     print_results_run,
     print_results_status,
     print_sync_report,
+    results_progress,
 )
 
 
@@ -186,8 +187,6 @@ def results_cmd(
         print_results_status(commands.results_status(
             db=db, lock_timeout=lock_timeout, config=CONFIG["file"], on_wait=on_wait), fmt)
         return
-    from batchlake.cli_render import results_progress
-
     with results_progress(err.is_terminal) as progress:
         rep = commands.results(
             base_url=base_url, providers=providers, db=db, api_key=api_key,

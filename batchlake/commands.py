@@ -33,6 +33,7 @@ from batchlake.common import (
     Settings,
     parse_providers,
 )
+from batchlake.json_values import jsonable
 from batchlake.run import OnProgress, SyncReport
 
 OnWait = Callable[[str], None]
@@ -238,9 +239,8 @@ class Report:
     status: pl.DataFrame
 
     def to_json(self) -> dict[str, list[dict[str, Any]]]:
-        from batchlake.report_frames import to_jsonable
-
-        return to_jsonable(self.sections)
+        out: dict[str, list[dict[str, Any]]] = jsonable(self.sections)
+        return out
 
     def to_html(self, title: str = "batchlake report") -> str:
         from batchlake.report_html import to_html

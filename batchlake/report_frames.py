@@ -13,7 +13,6 @@ import polars as pl
 
 from batchlake import sql
 from batchlake.common import ConfigError
-from batchlake.json_values import jsonable
 from batchlake.warehouse import query_frame
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
@@ -121,6 +120,3 @@ def build(con: duckdb.DuckDBPyConnection, since: timedelta | None = None,
     }
 
 
-def to_jsonable(sections: dict[str, pl.DataFrame]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = jsonable(sections)
-    return out

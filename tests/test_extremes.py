@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from batchlake import report_frames as rpt
 from batchlake import report_html
 from batchlake.api import VIEWS
+from batchlake.json_values import jsonable
 from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
 from tests.bifrost_objects import gateway_objects
@@ -89,7 +90,7 @@ def read_everything(path: str, since_text: str | None = None, provider: str | No
             con.execute(f"SELECT * FROM {view}").fetchall()
         since = rpt.parse_duration(since_text) if since_text else None
         sections = rpt.build(con, since, provider)
-        json.dumps(rpt.to_jsonable(sections), default=str)
+        json.dumps(jsonable(sections), default=str)
         report_html.to_html(sections, rpt.status_by_provider(con, since, provider), "t")
         rpt.overdue(con, None, rpt.parse_duration("2h"))
     finally:
