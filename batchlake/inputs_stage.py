@@ -97,7 +97,7 @@ def _read_one(wh: Warehouse, client: FilesClient, settings: Settings, batch: Pen
     try:
         client.download_file(p, batch.input_file_id, dest)
     except GatewayError as e:
-        message, transient = fault_of(e, settings.auth.secrets())
+        message, transient = fault_of(e, settings)
         store_inputs(wh, p, batch.batch_id, [], state="retry" if transient else "unavailable",
                      lines=0, rejected=0, error=message, status=e.status, at=now_utc(),
                      run_id=run_id)

@@ -18,12 +18,13 @@ from batchlake.common import (
     GatewayError,
     GatewayServerError,
     GatewayUnreachable,
+    Settings,
     paused_gc,
 )
 from batchlake.gateway import ResultsBody, Slot
 from batchlake.results_route import retrieved
-from batchlake.run import RunContext
-from batchlake.transforms import flatten_results, scrub_text
+from batchlake.run import RunContext, one_line
+from batchlake.transforms import flatten_results
 from batchlake.warehouse import BatchOutcome, PendingBatch, Warehouse
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
@@ -117,7 +118,7 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
         outcome.remove()
         outcome.files, outcome.lines, outcome.rejected_lines = [], 0, 0
         outcome.rejects = []
-        outcome.error, transient = fault_of(e, ctx.settings.auth.secrets())
+        outcome.error, transient = fault_of(e, ctx.settings)
         outcome.status = e.status
         outcome.state = "retry" if transient else "unavailable"
         outcome.unreadable = isinstance(e, GatewayBadResponse) and e.unreadable
@@ -146,11 +147,11 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
     return outcome
 
 
-def fault_of(e: GatewayError, secrets: list[str]) -> tuple[str, bool]:
+def fault_of(e: GatewayError, settings: Settings) -> tuple[str, bool]:
     """A failed file read's reason in one line (secrets scrubbed), and whether a later run
     asks again: a 5xx, an unreachable gateway or a broken body may pass; 4xx will not."""
-    message = scrub_text(" ".join(str(e).split()), secrets)[:500]
-    return message, isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
+    transient = isinstance(e, GatewayServerError | GatewayUnreachable | GatewayBadResponse)
+    return one_line(str(e), settings), transient
 
 
 # Providers whose list pages leave the batch's model out while their result lines may not
