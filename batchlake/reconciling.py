@@ -154,32 +154,29 @@ def run_reconcile(settings: Settings, *, since: timedelta | None, recheck: bool 
         candidates = reconcile_candidates(wh, settings.providers, start, now, recheck,
                                           f"{tol.pct!r}%|{tol.usd!r}")
         due = [c for c in candidates if c.due]
-        sides = batchlake_sides(wh, [(c.provider, c.batch_id) for c in due]) if due else {}
         if not due:  # the common run: nothing to ask, nothing to store
             return Reconciled(reconcile_records(wh, settings.providers, start), asked=0,
                               not_due=len(candidates), requests=0, logs_api=None,
                               warnings=[])
+        sides = batchlake_sides(wh, [(c.provider, c.batch_id) for c in due])
     asked = 0
     warnings: list[str] = []
     checked: list[Checked] = []
-    logs_api: bool | None = None
-    requests = 0
-    if due:
-        with LogsApi(settings) as api:
-            probe = api.probe()
-            logs_api = probe.available
-            if not probe.available:
-                warnings.append(probe.why or "the gateway has no logs API")
-            else:
-                if probe.rows == 0:
-                    warnings.append("the gateway's logs hold no batch cost rows at all: "
-                                    "Bifrost prices batches from v2.0.0 on")
-                found, failed = _look_up(api, due, now)
-                warnings += failed
-                checked = [_checked(sides[k], found[k], tol, c.fingerprint)
-                           for c in due if (k := (c.provider, c.batch_id)) in found]
-                asked = len(checked)
-            requests = api.requests
+    with LogsApi(settings) as api:
+        probe = api.probe()
+        logs_api = probe.available
+        if not probe.available:
+            warnings.append(probe.why or "the gateway has no logs API")
+        else:
+            if probe.rows == 0:
+                warnings.append("the gateway's logs hold no batch cost rows at all: "
+                                "Bifrost prices batches from v2.0.0 on")
+            found, failed = _look_up(api, due, now)
+            warnings += failed
+            checked = [_checked(sides[k], found[k], tol, c.fingerprint)
+                       for c in due if (k := (c.provider, c.batch_id)) in found]
+            asked = len(checked)
+        requests = api.requests
     with Warehouse(db, lock_timeout_s=settings.lock_timeout_s) as wh:
         store_comparisons(wh, checked, new_run_id(), now)
         records = reconcile_records(wh, settings.providers, start)
