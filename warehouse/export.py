@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from batchlake.common import ConfigError, DatabaseError
-from batchlake.warehouse.db import OnWait, reading
+from batchlake.warehouse.db import OnWait, quote_name, reading
 
 STATE_FILE = "_batchlake_export.json"
 
@@ -113,7 +113,7 @@ def _export_partitioned(con: duckdb.DuckDBPyConnection, table: str, out: Path,
     changed = con.execute(
         f"SELECT DISTINCT {cols} FROM ({select}) WHERE {changed_col} >= ?", [since]).fetchall()
     # Like PARTITION_BY: the partition columns live in the path, not in the file.
-    keep = ", ".join(f'"{c}"' for c in [*_columns(con, table), "created_date"]
+    keep = ", ".join(quote_name(c) for c in [*_columns(con, table), "created_date"]
                      if c not in parts)
     for values in changed:
         where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in parts)

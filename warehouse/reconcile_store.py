@@ -23,6 +23,7 @@ from batchlake.transforms import (
     Comparison,
     GatewayCost,
 )
+from batchlake.warehouse.db import quote_name
 
 if TYPE_CHECKING:
     from batchlake.warehouse.load import Warehouse
@@ -155,8 +156,9 @@ def store_comparisons(wh: Warehouse, checked: list[Checked], run_id: str, at: da
     names = GATEWAY_BATCH_COSTS.column_names()
     keep = {"provider", "batch_id", "checks", "next_check_at"}
     text = sql.render(sql.read("reconcile/store.sql"), {
-        "columns": ", ".join(f'"{n}"' for n in names),
-        "updates": ",\n    ".join(f'"{n}" = excluded."{n}"' for n in names if n not in keep),
+        "columns": ", ".join(quote_name(n) for n in names),
+        "updates": ",\n    ".join(f"{quote_name(n)} = excluded.{quote_name(n)}"
+                                  for n in names if n not in keep),
     })
     incoming = _incoming(checked, run_id, at)
     # the key index of gateway_batch_costs lives in DuckDB's memory and grows with the
