@@ -73,14 +73,14 @@ def plan_retry(con: duckdb.DuckDBPyConnection, provider: str, *, batch_ids: list
     by_root: dict[str, list[str]] = {}
     for b in selected:
         by_root.setdefault(roots.get(b, b), []).append(b)
-    plan = RetryPlan([], stored, CostMeans({}, {}, {}),  # estimated below, for the chains
-                     in_flight=submitted_in_flight(con, provider))
+    chains: list[Chain] = []
+    skipped: list[str] = []
     if batch_ids:
         missing = sorted(set(batch_ids) - set(selected))
         for b in missing:
             why = ("is not finished" if b in stored else "is not in the database (run batchlake "
                    "sync, or check --provider)")
-            plan.skipped.append(f"batch {b} {why}: not retried")
+            skipped.append(f"batch {b} {why}: not retried")
     for root_id in sorted(by_root, key=lambda r: (_created(stored.get(r)), r)):
         root = stored.get(root_id)
         if root is None:
@@ -89,14 +89,14 @@ def plan_retry(con: duckdb.DuckDBPyConnection, provider: str, *, batch_ids: list
         settled = {b: stored[b].settled if b in stored else "in_flight" for b in depths}
         unreadable = _unreadable(root)
         if unreadable:
-            plan.skipped.append(f"batch {root_id}: {unreadable}")
+            skipped.append(f"batch {root_id}: {unreadable}")
             continue
         chain = Chain(root, depths, settled)
         if not chain.clean:  # a chain with nothing to retry, known from its counts, is passed
-            plan.chains.append(chain)
-    chain_ids = [b for c in plan.chains for b in c.depths if b in stored]
-    plan.costs = cost_means(con, provider, chain_ids)
-    return plan
+            chains.append(chain)
+    chain_ids = [b for c in chains for b in c.depths if b in stored]
+    return RetryPlan(chains, stored, cost_means(con, provider, chain_ids), skipped,
+                     submitted_in_flight(con, provider))
 
 
 def _created(b: StoredBatch | None) -> datetime:
