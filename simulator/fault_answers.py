@@ -7,7 +7,7 @@ import email.utils
 import time
 
 from batchlake.simulator.exchange import Exchange
-from batchlake.simulator.injected_faults import BODY_FAULTS, REQUEST_FAULTS, Fault
+from batchlake.simulator.injected_faults import BODY_ROUTE_REQUEST_FAULTS, REQUEST_FAULTS, Fault
 
 CHUNK = 1 << 20  # a large body (results, an input file) goes out in parts of this size
 
@@ -33,7 +33,7 @@ def answer_fault(ex: Exchange, provider: str, endpoint: str, *, body_route: bool
     """Apply the next request fault due for this request; True when it answered (or broke)
     the request, False when the request goes on (no fault, or only a delay).
     ``body_route``: the body faults are not request faults here (see ``BODY_FAULTS``)."""
-    kinds = REQUEST_FAULTS - BODY_FAULTS if body_route else REQUEST_FAULTS
+    kinds = BODY_ROUTE_REQUEST_FAULTS if body_route else REQUEST_FAULTS
     f = ex.gateway.take_fault(provider, endpoint, kinds)
     if f is None:
         return False

@@ -11,6 +11,7 @@ REQUEST_FAULTS = {"status", "reset", "delay", "malformed", "truncated", "unconfi
 # On the routes that stream a body (results, file content) these break the body half way,
 # and only a body: a request answered with an error leaves them to the next one.
 BODY_FAULTS = frozenset({"reset", "truncated"})
+BODY_ROUTE_REQUEST_FAULTS = REQUEST_FAULTS - BODY_FAULTS  # the rest, on a body's route
 
 
 @dataclass
