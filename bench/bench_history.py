@@ -33,9 +33,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import CLI, WILD_PROVIDERS, run_child, start_gateway
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 
 def stats(url: str) -> dict[str, int]:
     got = httpx.get(f"{url}/_sim/stats", timeout=30).json()["requests"]

@@ -41,18 +41,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sync import CLI, WILD_PROVIDERS, baseline_env, run_child, start_gateway
 
-ROOT = Path(__file__).resolve().parent.parent
+from batchlake.simulator import parse_route_values
+
 LATENCY = "list=300ms,retrieve=200ms,results=600ms"
-
-
-def list_seconds(latency: str) -> float:
-    """The list route's latency in a ``--latency`` spec (the listing's floor per page)."""
-    for part in latency.split(","):
-        route, _, value = part.partition("=")
-        if route.strip() == "list":
-            v = value.strip()
-            return float(v[:-2]) / 1000 if v.endswith("ms") else float(v.rstrip("s"))
-    return 0.0
 
 
 
@@ -142,7 +133,8 @@ def main() -> None:
                     help="the gateway's answer times (the targets assume the default; the "
                          "tests' toy run answers faster)")
     args = ap.parse_args()
-    list_s = list_seconds(args.latency)
+    # the listing's floor per page (the simulator's own parser of --latency)
+    list_s = parse_route_values(args.latency, "--latency", "duration").get("list", 0.0)
     population = ("--wild", "--history-days", "30", "--results-max-lines", str(args.lines),
                   "--latency", args.latency)
     capped = (*population, "--max-inflight", f"results={args.cap}", "--retry-after", "1")
