@@ -14,10 +14,6 @@ from hypothesis import strategies as st
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def _json_value() -> st.SearchStrategy[Any]:
-    return _JSON_VALUE
-
-
 _JSON_VALUE: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers(*INT64) | st.text(max_size=10)
     | st.floats(allow_nan=False, allow_infinity=False),
@@ -64,7 +60,7 @@ def _typed(schema: dict[str, Any], t: str | None) -> st.SearchStrategy[Any]:
                         max_size=4)
     if t == "object" or "properties" in schema:
         return _object(schema)
-    return _json_value()
+    return _JSON_VALUE
 
 
 def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:

@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 
 from batchlake.common import ConfigError, resolve
-from tests.cli_runner import CliResult, invoke
+from tests.cli_runner import invoke  # in process, from a folder: the config file is read there
 from tests.conftest import ROOT, run_cli
 
 SECRET = "sk-bf-config-canary-42"
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
-    """The CLI in this process (tests/cli_runner.py), from ``cwd``: the config file is read
-    there. --version and the gateway below still run as real processes."""
-    return invoke(*args, env=env, cwd=cwd)
 
 
 def test_options_beat_the_environment_which_beats_the_file(tmp_path: Path,
@@ -70,7 +64,7 @@ def test_pyproject_tool_table_and_an_explicit_file(tmp_path: Path) -> None:
 def test_a_bad_value_is_one_line_naming_the_setting_and_its_source(
         tmp_path: Path, file: str, env: dict[str, str], needle: str) -> None:
     (tmp_path / "batchlake.toml").write_text(file)
-    res = cli("sync", cwd=tmp_path, env=env)
+    res = invoke("sync", cwd=tmp_path, env=env)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], lines
@@ -79,7 +73,7 @@ def test_a_bad_value_is_one_line_naming_the_setting_and_its_source(
 def test_batchlake_config_shows_where_each_setting_came_from_secrets_masked(
         tmp_path: Path) -> None:
     (tmp_path / "batchlake.toml").write_text(f'db = "lake.duckdb"\napi_key = "{SECRET}"\n')
-    res = cli("config", "--format", "csv", cwd=tmp_path,
+    res = invoke("config", "--format", "csv", cwd=tmp_path,
               env={"BATCHLAKE_PROVIDERS": "openai", "BIFROST_BASIC_PASSWORD": SECRET + "pw"})
     assert res.returncode == 0, res.stderr
     rows = {line.split(",")[0]: line.split(",")[1:] for line in res.stdout.splitlines()[1:]}
@@ -89,7 +83,7 @@ def test_batchlake_config_shows_where_each_setting_came_from_secrets_masked(
     assert rows["basic_password"] == ["********", "env BIFROST_BASIC_PASSWORD"]
     assert rows["page_limit"] == ["100", "default"]
     assert SECRET not in res.stdout + res.stderr
-    missing = cli("--config", "nope.toml", "config", cwd=tmp_path)
+    missing = invoke("--config", "nope.toml", "config", cwd=tmp_path)
     assert missing.returncode == 2 and "config file nope.toml does not exist" in missing.stderr
 
 

@@ -28,6 +28,7 @@ from batchlake.transforms import flatten_objects
 from batchlake.warehouse import Warehouse
 from tests.bifrost_objects import gateway_objects
 from tests.cli_runner import invoke
+from tests.conftest import rows
 from tests.notebook_runner import run_notebook
 
 NOW = datetime.now(UTC)
@@ -162,11 +163,10 @@ def test_every_read_command_survives_extreme_data(tmp_path_factory: pytest.TempP
     _ok(invoke("sql", "SELECT * FROM v_daily_summary", "--db", db))
     lake = tmp / "lake"
     _ok(invoke("export", "parquet", str(lake), "--db", db))
-    back = duckdb.connect()
-    n = back.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
-                     [str(lake / "batches" / "**" / "*.parquet")]).fetchall()[0][0]
-    assert n == duckdb.connect(db, read_only=True).execute(
-        "SELECT count(*) FROM batches").fetchall()[0][0]
+    with duckdb.connect() as back:  # neither connection left open on the file
+        n = back.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
+                         [str(lake / "batches" / "**" / "*.parquet")]).fetchall()[0][0]
+    assert n == rows(db, "SELECT count(*) FROM batches")[0][0]
 
 
 @pytest.mark.slow

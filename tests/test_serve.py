@@ -23,10 +23,6 @@ from tests.notebook_runner import run_notebook
 pytestmark = [pytest.mark.prefect, PREFECT_GROUP]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    stop_process(proc, 20)  # SIGTERM: a backgrounded serve ignores SIGINT
-
-
 def test_serve_registers_deployments_and_a_triggered_run_lands(
         prefect_api: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     api, env = prefect_api
@@ -87,7 +83,7 @@ def test_serve_registers_deployments_and_a_triggered_run_lands(
         assert ended and datetime.fromisoformat(ended).timestamp() > notebook_started
     finally:
         http.close()
-        _stop(serve)
+        stop_process(serve, 20)  # SIGTERM: a backgrounded serve ignores SIGINT
         gw.stop()
     assert_matches_truth(gw, db)
     assert rows(db, "SELECT count(DISTINCT run_id), min(mode) FROM sync_runs") == [
