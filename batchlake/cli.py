@@ -8,10 +8,12 @@ Expected mistakes end with one line on stderr and a non-zero exit, never a trace
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import click
 import typer
@@ -37,8 +39,8 @@ def main(args: list[str] | None = None) -> None:
                         level=level or logging.WARNING)
     logging.getLogger("batchlake").setLevel(level or logging.ERROR)
     try:
-        rv = app(args=spread_inputs(sys.argv[1:] if args is None else args),
-                 prog_name="batchlake", standalone_mode=False)
+        rv = _click_command()(args=spread_inputs(sys.argv[1:] if args is None else args),
+                              prog_name="batchlake", standalone_mode=False)
     except BatchlakeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
@@ -52,6 +54,15 @@ def main(args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@functools.cache
+def _click_command() -> Callable[..., Any]:
+    """The click command typer builds from ``app``, built once per process: building reads
+    every command's signature (40-70 ms), which each call of ``main`` paid again (a test or a
+    notebook calls it many times). Calling it, not ``app``, also leaves out typer's own
+    traceback hook, which prints each frame's locals: a bug's traceback is Python's."""
+    return typer.main.get_command(app)
 
 
 def spread_inputs(args: list[str]) -> list[str]:
