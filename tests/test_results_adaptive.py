@@ -90,7 +90,7 @@ def test_every_batch_settles_once_through_429_storms_5xx_and_broken_bodies(
     gw.faults = [Fault("truncated", endpoint="results", times=3),
                  Fault("status", endpoint="results", status=429, retry_after="0", times=40),
                  Fault("status", endpoint="results", status=503, times=6)]
-    read_stored_results(settings_for(gw, db_path, concurrency=8))
+    read_stored_results(settings_for(gw, db_path, concurrency=8, max_inflight=64))
     got = states(db_path)
     assert len(got) == 60 and set(got.values()) <= {"loaded", "retry"}
     assert list(got.values()).count("retry") >= 3  # the broken bodies wait for a later run
