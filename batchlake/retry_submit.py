@@ -26,7 +26,7 @@ from batchlake.common import BatchlakeError, GatewayError, GatewayUnreachable
 from batchlake.gateway import FilesClient
 from batchlake.retry_files import RetryFile, read_chunks
 from batchlake.transforms import FORMATS, LINEAGE_KEY, RUN_KEY, split_lines
-from batchlake.warehouse import StoredBatch, retry_writer, set_submit_state
+from batchlake.warehouse import FileVisits, StoredBatch, retry_writer, set_submit_state
 
 MAX_METADATA_KEYS = 16  # OpenAI's limit; the lineage keys come first
 
@@ -92,18 +92,18 @@ def _create(client: FilesClient, f: RetryFile, source: StoredBatch | None, run_i
 
 
 def submit_files(client: FilesClient, run_id: str, files: list[RetryFile],
-                 stored: dict[str, StoredBatch], *, db_path: str, lock_timeout_s: float,
+                 stored: dict[str, StoredBatch], *, lake: FileVisits,
                  role_arn: str | None, output_s3_uri: str | None,
                  say: Callable[[str], None]) -> None:
     """Upload each of a run's files and create its batch, recording each step; stop at the
     first failure with one line (the batches made before it stay recorded)."""
     for f in files:
-        with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
+        with retry_writer(lake) as con:
             set_submit_state(con, run_id, f.name, "uploading")
 
         def uploaded(file_id: str, f: RetryFile = f) -> None:
             say(f"uploaded {f.name} ({f.requests:,} requests) as {file_id}")
-            with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
+            with retry_writer(lake) as con:
                 set_submit_state(con, run_id, f.name, "uploading", uploaded_file_id=file_id)
 
         try:
@@ -117,13 +117,13 @@ def submit_files(client: FilesClient, run_id: str, files: list[RetryFile],
             made_none = (not in_create or isinstance(e, GatewayUnreachable)
                          or (e.status is not None and e.status < 500))
             if made_none:
-                with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
+                with retry_writer(lake) as con:
                     set_submit_state(con, run_id, f.name, "failed", error=str(e)[:500])
             doubt = "" if made_none else (" (the gateway may have made the batch: run "
                                           "batchlake sync to see it before submitting again)")
             raise BatchlakeError(f"submitting {f.name} failed: {e}{doubt}") from None
         f.retry_batch_id = str(batch["id"])
-        with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
+        with retry_writer(lake) as con:
             set_submit_state(con, run_id, f.name, "submitted", retry_batch_id=f.retry_batch_id,
                              submitted_at=datetime.now(UTC))
         say(f"created {f.provider} batch {f.retry_batch_id} from {f.name} "

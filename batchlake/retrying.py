@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from batchlake.common import BatchlakeError, ConfigError, parse_providers
+from batchlake.common import BatchlakeError, ConfigError, Settings, parse_providers
 from batchlake.gateway import FilesClient
 from batchlake.retry_files import RetryFile, RetryWriter, prepare_out_dir, read_chunks
 from batchlake.retry_inputs import fetch_input
@@ -46,7 +46,7 @@ from batchlake.transforms import (
     split_lines,
 )
 from batchlake.warehouse import (
-    reading,
+    FileVisits,
     record_retry_run,
     retry_writer,
     tree_attempts,
@@ -242,19 +242,30 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
                           "s3://bucket/prefix/ (and --role-arn unless the gateway's key has "
                           "one) with --submit")
     out_dir = prepare_out_dir(out)
-    say = on_event or (lambda _m: None)
-    with reading(settings.db_path, lock_timeout_s=settings.lock_timeout_s):
+    # one DuckDB for the run's many short visits to the file (see FileVisits)
+    with FileVisits(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as lake:
+        return _retry(lake, settings, p, out_dir, ids=ids, since_at=since_at,
+                      user_inputs=user_inputs, error_code=error_code, force=force,
+                      submit=submit, role_arn=role_arn, output_s3_uri=output_s3_uri,
+                      say=on_event or (lambda _m: None))
+
+
+def _retry(lake: FileVisits, settings: Settings, p: str, out_dir: Path, *,
+           ids: list[str] | None, since_at: datetime | None, user_inputs: list[Path],
+           error_code: str | None, force: bool, submit: bool, role_arn: str | None,
+           output_s3_uri: str | None, say: OnEvent) -> RetryReport:
+    with lake.visit(read_only=True):
         pass  # the database exists: a retry never creates one
-    with retry_writer(settings.db_path, lock_timeout_s=settings.lock_timeout_s):
+    with retry_writer(lake):
         pass  # the retry tables exist (a file synced by an older batchlake gains them)
-    with reading(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as con:
+    with lake.visit(read_only=True) as con:
         plan = plan_retry(con, p, batch_ids=ids, since=since_at)
     run_id = f"retry-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     run = _Run(p, RetryWriter(out_dir, p, run_id), plan, force=force, error_code=error_code)
     run.notes.extend(plan.skipped)
     try:
         with FilesClient(settings) as client:
-            _read_chains(run, client, settings.db_path, settings.lock_timeout_s, user_inputs,
+            _read_chains(run, client, lake, user_inputs,
                          window=max(1, min(settings.concurrency, 8)))
     except BaseException:
         run.writer.abort()
@@ -271,21 +282,19 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
     report.files = run.writer.commit()  # an empty run too: the folder holds this run's files
     if not run.rows:
         return report
-    _record(run, report, settings.db_path, settings.lock_timeout_s)
+    _record(run, report, lake)
     if submit:
         from batchlake.retry_submit import submit_files
 
         with FilesClient(settings) as client:
-            submit_files(client, report.run_id, report.files, plan.stored,
-                         db_path=settings.db_path,
-                         lock_timeout_s=settings.lock_timeout_s, role_arn=role_arn,
-                         output_s3_uri=output_s3_uri, say=say)
+            submit_files(client, report.run_id, report.files, plan.stored, lake=lake,
+                         role_arn=role_arn, output_s3_uri=output_s3_uri, say=say)
         report.submitted = True
     return report
 
 
-def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: float,
-                 user_inputs: list[Path], window: int) -> None:
+def _read_chains(run: _Run, client: FilesClient, lake: FileVisits, user_inputs: list[Path],
+                 window: int) -> None:
     """Read each chain's input (the gateway's, or the user's) and offer its failures. The
     chains' attempts are read a group at a time; their inputs are fetched ``window`` ahead,
     to disk, while the one before is read (a real gateway takes a while to answer each)."""
@@ -295,7 +304,7 @@ def _read_chains(run: _Run, client: FilesClient, db_path: str, lock_timeout_s: f
     try:
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="retry-input") as pool:
             for group in chain_groups(run.plan.chains):
-                with reading(db_path, lock_timeout_s=lock_timeout_s) as con:
+                with lake.visit(read_only=True) as con:
                     known = tree_attempts(con, p, [t for c in group for t in c.tree()])
                 jobs = [job for c in group
                         if (job := _job(run, c, known.pop(c.root.batch_id, {}))) is not None]
@@ -406,7 +415,7 @@ def _note_in_flight(run: _Run, submit: bool) -> None:
                         " (--force offers them)"))
 
 
-def _record(run: _Run, report: RetryReport, db_path: str, lock_timeout_s: float) -> None:
+def _record(run: _Run, report: RetryReport, lake: FileVisits) -> None:
     """Store the run's files and requests (no body, no prompt: ids, reasons, estimates)."""
     now = datetime.now(UTC)
     stored = run.plan.stored
@@ -422,7 +431,7 @@ def _record(run: _Run, report: RetryReport, db_path: str, lock_timeout_s: float)
     requests = report.requests.with_columns(pl.lit(report.run_id).alias("run_id"),
                                             pl.lit(run.provider).alias("provider"))
     roots = sorted({c.root.batch_id for c in run.plan.chains})
-    with retry_writer(db_path, lock_timeout_s=lock_timeout_s) as con:
+    with retry_writer(lake) as con:
         record_retry_run(con, run.provider, roots, files, requests)
 
 

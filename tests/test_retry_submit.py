@@ -6,6 +6,8 @@ latest attempt, never what succeeded; the same failures are not submitted twice 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +187,27 @@ def test_a_create_without_an_answer_stays_in_doubt_and_a_refused_one_does_not(
                           "(run_id, file_name) WHERE f.submit_state = 'uploading'")[0][0]
     assert first == doubt
     assert later.total > 0 and any("not offered again" in n for n in later.notes)
+
+
+def test_the_file_is_free_between_a_submits_steps(make_gateway: Any, db_path: str,
+                                                  tmp_path: Path) -> None:
+    """A submit records each step in the file and lets it go in between (a sync from another
+    process may run while an upload takes its time), and leaves no WAL behind."""
+    gw = make_gateway(30, seed=5, providers=("openai",))
+    synced(gw, db_path)
+    opened: list[int] = []
+
+    def writer_elsewhere(said: str) -> None:
+        if said.startswith("uploaded") and not opened:  # between two of the submit's writes
+            code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                    "c.execute('CREATE TABLE elsewhere AS SELECT 1 AS x'); c.close()")
+            opened.append(subprocess.run([sys.executable, "-c", code, db_path],
+                                         capture_output=True, timeout=60).returncode)
+
+    rep = retry_into(gw, db_path, tmp_path / "out", "openai", submit=True,
+                     on_event=writer_elsewhere)
+    assert opened == [0] and rep.submitted
+    assert rows(db_path, "SELECT x FROM elsewhere") == [(1,)]
+    assert rows(db_path, "SELECT count(*) FROM retry_batches WHERE submit_state = "
+                         "'submitted'") == [(len(rep.files),)]
+    assert not Path(db_path + ".wal").exists()

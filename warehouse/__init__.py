@@ -3,6 +3,7 @@
 
 from batchlake.warehouse.db import (
     RESULTS_MEMORY_LIMIT,
+    FileVisits,
     OnWait,
     connect,
     is_local_file,
@@ -57,6 +58,7 @@ __all__ = [
     "Checked",
     "ChunkCounts",
     "CostMeans",
+    "FileVisits",
     "OnWait",
     "PendingBatch",
     "PendingInput",

@@ -4,6 +4,7 @@ and the sync's re-attach, migrations."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -101,6 +102,15 @@ def _waiting_for_lock(db_path: str, open_file: Callable[[], _T], lock_timeout_s:
                                 ) from None
 
 
+def _check_before_open(db_path: str, read_only: bool) -> None:
+    """A writer's path can be created; a reader's file exists (a read never creates one)."""
+    if not read_only:
+        _check_path(db_path)
+    elif is_local_file(db_path) and not Path(db_path).exists():
+        raise DatabaseError(f"no database at {db_path}; run `batchlake sync` (or make demo) "
+                            "first, or pass --db")
+
+
 def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30.0,
             on_wait: OnWait | None = None, row_group_size: int | None = None
             ) -> duckdb.DuckDBPyConnection:
@@ -110,11 +120,7 @@ def connect(db_path: str, *, read_only: bool = False, lock_timeout_s: float = 30
     on stderr while a sync holds the file). A read-only open never creates a file.
     ``row_group_size``: write the file in row groups of that many rows (the sync's writer
     does, see SYNC_ROW_GROUP_SIZE); readers read any size."""
-    if not read_only:
-        _check_path(db_path)
-    elif is_local_file(db_path) and not Path(db_path).exists():
-        raise DatabaseError(f"no database at {db_path}; run `batchlake sync` (or make demo) "
-                            "first, or pass --db")
+    _check_before_open(db_path, read_only)
     con = _waiting_for_lock(db_path, lambda: _open(db_path, read_only, row_group_size),
                             lock_timeout_s, on_wait)
     con.execute("SET TimeZone = 'UTC'")
@@ -146,12 +152,66 @@ def _open(db_path: str, read_only: bool, row_group_size: int | None
 
 
 def attach_file(con: duckdb.DuckDBPyConnection, db_path: str, read_only: bool,
-                row_group_size: int) -> None:
+                row_group_size: int | None) -> None:
     """ATTACH the file as ``batchlake`` (every open and re-attach goes through here)."""
     quoted = "'" + db_path.replace("'", "''") + "'"
-    mode = ", READ_ONLY" if read_only else ""
-    con.execute(f"ATTACH {quoted} AS batchlake (ROW_GROUP_SIZE {int(row_group_size)}{mode})")
+    options = [f"ROW_GROUP_SIZE {int(row_group_size)}"] if row_group_size else []
+    options += ["READ_ONLY"] if read_only else []
+    con.execute(f"ATTACH {quoted} AS batchlake" + (f" ({', '.join(options)})" if options else ""))
     con.execute("USE batchlake")
+
+
+class FileVisits:
+    """Short visits to one file from one DuckDB kept for a command's run: each ``visit()``
+    attaches the file (waiting for another process's lock, as ``connect`` does) and detaches
+    it after the block, so the file is free between visits. Opening the file for each visit
+    made a new DuckDB each time, ~30 ms of registering its functions; an ATTACH costs ~4 ms.
+    For a command that reads and writes the file many times (a retry's submit records three
+    steps a file). Not thread-safe: one visit at a time. A file that is not local (MotherDuck)
+    is opened for each visit."""
+
+    def __init__(self, db_path: str, *, lock_timeout_s: float) -> None:
+        self.db_path = db_path
+        self.lock_timeout_s = lock_timeout_s
+        self._host: duckdb.DuckDBPyConnection | None = None
+
+    @contextlib.contextmanager
+    def visit(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not is_local_file(self.db_path):
+            con = connect(self.db_path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        _check_before_open(self.db_path, read_only)
+        host = self._host_connection()
+        _waiting_for_lock(self.db_path,
+                          lambda: attach_file(host, self.db_path, read_only, None),
+                          self.lock_timeout_s, None)
+        try:
+            yield host
+        finally:
+            host.execute("USE memory")
+            host.execute("DETACH batchlake")  # checkpoints a written file, frees its lock
+
+    def _host_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._host is None:
+            self._host = duckdb.connect()
+            self._host.execute("SET TimeZone = 'UTC'")
+            self._host.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        return self._host
+
+    def close(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+    def __enter__(self) -> FileVisits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # A sync re-attaches its file (a local one: ``is_local_file``) after merging this many
@@ -300,8 +360,10 @@ def migration_values() -> dict[str, str]:
             "row_key": ROW_KEY_SQL}
 
 
+@functools.cache
 def schema_fingerprint() -> str:
-    """A digest of everything ``migrate`` would apply: unchanged means nothing to do."""
+    """A digest of everything ``migrate`` would apply: unchanged means nothing to do. Once a
+    process: its files do not change under it, and every open asks."""
     parts = [sql.read(f"migrations/{n}") for n in sql.listing("migrations")]
     parts += [sql.read(f"views/{n}") for n in sql.listing("views")]
     parts += [v for _, v in sorted(migration_values().items())]  # what they are rendered with

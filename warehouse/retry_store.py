@@ -20,7 +20,7 @@ import polars as pl
 
 from batchlake import sql
 from batchlake.transforms import RETRY_BATCHES, RETRY_REQUESTS, Attempt
-from batchlake.warehouse.db import connect, migrate
+from batchlake.warehouse.db import FileVisits, migrate
 from batchlake.warehouse.load import ArrowStream
 
 
@@ -138,14 +138,12 @@ def submitted_in_flight(con: duckdb.DuckDBPyConnection, provider: str
 
 
 @contextlib.contextmanager
-def retry_writer(db_path: str, *, lock_timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short write connection (migrated: the retry tables exist), closed after the block."""
-    con = connect(db_path, lock_timeout_s=lock_timeout_s)
-    try:
+def retry_writer(lake: FileVisits) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short write visit to the file (migrated: the retry tables exist); the file is free
+    again after the block."""
+    with lake.visit() as con:
         migrate(con)
         yield con
-    finally:
-        con.close()
 
 
 @contextlib.contextmanager
