@@ -172,7 +172,14 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory
     home = tmp_path_factory.mktemp("prefect-server")
     env = {**os.environ, "PREFECT_HOME": str(home), "TMPDIR": str(home),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-           "PREFECT_SERVER_UI_ENABLED": "false"}
+           "PREFECT_SERVER_UI_ENABLED": "false",
+           # Services the tests never use. The scheduler would also make runs of the served
+           # deployments' crons, which the served process would run beside the test's own.
+           # With them off the server spends ~5 s less CPU in a run of the group (36.5 s ->
+           # 31.6 s, measured).
+           **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in (
+               "SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS",
+               "CANCELLATION_CLEANUP", "TRIGGERS", "EVENT_LOGGER")}}
     env.pop("PREFECT_API_URL", None)
     port = free_port()
     server = subprocess.Popen(
