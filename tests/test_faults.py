@@ -18,6 +18,7 @@ from batchlake.simulator import DROP, Fault, SimGateway
 from batchlake.warehouse import Warehouse
 from batchlake.warehouse.db import checkpoint_memory_limit
 from batchlake.warehouse.duckdb_errors import fatal_message
+from tests.cli_runner import invoke
 from tests.conftest import ROOT, rows, run_cli, settings_for, wait_for
 from tests.expect import assert_matches_truth, compare_row, stored
 from tests.locks import hold_lock
@@ -250,10 +251,10 @@ def test_checkpoints_get_headroom_above_a_tight_memory_cap(tmp_path: Path) -> No
 
 def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: str) -> None:
     sync(settings_for(gateway, db_path))
-    holder = hold_lock(db_path, 30)
+    holder = hold_lock(db_path, 30)  # another process
     try:
-        res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
-                      "--lock-timeout", "1")
+        res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path,
+                     "--lock-timeout", "1")
         assert res.returncode != 0
         assert "in use by another process" in res.stderr
         assert "Traceback" not in res.stderr
@@ -261,17 +262,17 @@ def test_second_writer_waits_then_fails_clearly(gateway: SimGateway, db_path: st
     finally:
         holder.kill()
         holder.wait()
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, "--quiet")
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path, "--quiet")
     assert res.returncode == 0
     assert_matches_truth(gateway, db_path)
 
 
 def test_waiting_writer_proceeds_when_the_lock_is_released(gateway: SimGateway, db_path: str
                                                           ) -> None:
-    holder = hold_lock(db_path, 1.5)
+    holder = hold_lock(db_path, 1.5)  # another process
     try:
-        res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path,
-                      "--lock-timeout", "30", "--quiet")
+        res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path,
+                     "--lock-timeout", "30", "--quiet")
         assert res.returncode == 0, res.stderr
     finally:
         holder.wait()
