@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from batchlake.common import BatchlakeError, ConfigError, Settings, parse_providers
+from batchlake.common import BatchlakeError, ConfigError, parse_providers
 from batchlake.gateway import FilesClient
 from batchlake.retry_files import RetryFile, RetryWriter, prepare_out_dir, read_chunks
 from batchlake.retry_inputs import fetch_input
@@ -242,55 +242,46 @@ def retry(provider: str, *, out: str, batch: str | Sequence[str] | None = None,
                           "s3://bucket/prefix/ (and --role-arn unless the gateway's key has "
                           "one) with --submit")
     out_dir = prepare_out_dir(out)
+    say = on_event or (lambda _m: None)
     # one DuckDB for the run's many short visits to the file (see FileVisits)
     with FileVisits(settings.db_path, lock_timeout_s=settings.lock_timeout_s) as lake:
-        return _retry(lake, settings, p, out_dir, ids=ids, since_at=since_at,
-                      user_inputs=user_inputs, error_code=error_code, force=force,
-                      submit=submit, role_arn=role_arn, output_s3_uri=output_s3_uri,
-                      say=on_event or (lambda _m: None))
+        with lake.visit(read_only=True):
+            pass  # the database exists: a retry never creates one
+        with retry_writer(lake):
+            pass  # the retry tables exist (a file synced by an older batchlake gains them)
+        with lake.visit(read_only=True) as con:
+            plan = plan_retry(con, p, batch_ids=ids, since=since_at)
+        run_id = f"retry-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        run = _Run(p, RetryWriter(out_dir, p, run_id), plan, force=force, error_code=error_code)
+        run.notes.extend(plan.skipped)
+        try:
+            with FilesClient(settings) as client:
+                _read_chains(run, client, lake, user_inputs,
+                             window=max(1, min(settings.concurrency, 8)))
+        except BaseException:
+            run.writer.abort()
+            raise
+        _note_in_flight(run, submit)
+        requests = pl.DataFrame(run.rows, schema=_REQUEST_COLUMNS, orient="row")
+        report = RetryReport(run_id, p, str(out_dir), [], requests, run.notes)
+        if not run.rows and submit and run.totals["in_flight"] and not force:
+            run.writer.abort()
+            raise BatchlakeError(
+                f"these {run.totals['in_flight']:,} failures were submitted already, in retry "
+                "batches that have not finished: not submitted again (pass --force to submit "
+                "them once more)")
+        report.files = run.writer.commit()  # an empty run too: the folder holds this run's files
+        if not run.rows:
+            return report
+        _record(run, report, lake)
+        if submit:
+            from batchlake.retry_submit import submit_files
 
-
-def _retry(lake: FileVisits, settings: Settings, p: str, out_dir: Path, *,
-           ids: list[str] | None, since_at: datetime | None, user_inputs: list[Path],
-           error_code: str | None, force: bool, submit: bool, role_arn: str | None,
-           output_s3_uri: str | None, say: OnEvent) -> RetryReport:
-    with lake.visit(read_only=True):
-        pass  # the database exists: a retry never creates one
-    with retry_writer(lake):
-        pass  # the retry tables exist (a file synced by an older batchlake gains them)
-    with lake.visit(read_only=True) as con:
-        plan = plan_retry(con, p, batch_ids=ids, since=since_at)
-    run_id = f"retry-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    run = _Run(p, RetryWriter(out_dir, p, run_id), plan, force=force, error_code=error_code)
-    run.notes.extend(plan.skipped)
-    try:
-        with FilesClient(settings) as client:
-            _read_chains(run, client, lake, user_inputs,
-                         window=max(1, min(settings.concurrency, 8)))
-    except BaseException:
-        run.writer.abort()
-        raise
-    _note_in_flight(run, submit)
-    requests = pl.DataFrame(run.rows, schema=_REQUEST_COLUMNS, orient="row")
-    report = RetryReport(run_id, p, str(out_dir), [], requests, run.notes)
-    if not run.rows and submit and run.totals["in_flight"] and not force:
-        run.writer.abort()
-        raise BatchlakeError(
-            f"these {run.totals['in_flight']:,} failures were submitted already, in retry "
-            "batches that have not finished: not submitted again (pass --force to submit "
-            "them once more)")
-    report.files = run.writer.commit()  # an empty run too: the folder holds this run's files
-    if not run.rows:
+            with FilesClient(settings) as client:
+                submit_files(client, report.run_id, report.files, plan.stored, lake=lake,
+                             role_arn=role_arn, output_s3_uri=output_s3_uri, say=say)
+            report.submitted = True
         return report
-    _record(run, report, lake)
-    if submit:
-        from batchlake.retry_submit import submit_files
-
-        with FilesClient(settings) as client:
-            submit_files(client, report.run_id, report.files, plan.stored, lake=lake,
-                         role_arn=role_arn, output_s3_uri=output_s3_uri, say=say)
-        report.submitted = True
-    return report
 
 
 def _read_chains(run: _Run, client: FilesClient, lake: FileVisits, user_inputs: list[Path],

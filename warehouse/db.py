@@ -197,9 +197,7 @@ class FileVisits:
 
     def _host_connection(self) -> duckdb.DuckDBPyConnection:
         if self._host is None:
-            self._host = duckdb.connect()
-            self._host.execute("SET TimeZone = 'UTC'")
-            self._host.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            self._host = connect(":memory:")  # the settings a writer's connection gets
         return self._host
 
     def close(self) -> None:
