@@ -24,7 +24,7 @@ from batchlake.common import (
 from batchlake.gateway import ResultsBody, Slot
 from batchlake.results_route import retrieved
 from batchlake.run import RunContext, one_line
-from batchlake.transforms import flatten_results
+from batchlake.transforms import constant_column, flatten_results
 from batchlake.warehouse import BatchOutcome, PendingBatch, Warehouse
 
 PART_LINES = 20_000  # lines flattened (and staged) at a time: Python holds one part
@@ -94,7 +94,7 @@ def read_batch(wh: Warehouse, ctx: RunContext, provider: str, todo: PendingBatch
                 flat = flatten_results(items, first, provider, todo.batch_id, model,
                                        store_body=store_body)
         items.clear()
-        frame = flat.frame.with_columns(pl.lit(ctx.run_id, pl.String).alias("run_id"))
+        frame = flat.frame.hstack([constant_column("run_id", ctx.run_id, flat.frame.height)])
         if last and not outcome.files:
             outcome.frames.append(frame)  # a small batch: staged with its group
         else:

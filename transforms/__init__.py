@@ -25,7 +25,7 @@ from batchlake.transforms.prices import (
     shipped_prices,
 )
 from batchlake.transforms.redact import redact, scrub_text
-from batchlake.transforms.result_lines import flatten_results
+from batchlake.transforms.result_lines import constant_column, flatten_results
 from batchlake.transforms.retry_requests import (
     FORMATS,
     INLINE_PROVIDERS,
@@ -119,6 +119,7 @@ __all__ = [
     "file_name",
     "flatten_objects",
     "flatten_records",
+    "constant_column",
     "flatten_results",
     "group_for",
     "legacy_cost_log_id",

@@ -239,10 +239,17 @@ def flatten_results(items: list[Any], first_line: int, provider: str, batch_id: 
         lines.append(line)
     df = pl.DataFrame(rows, schema=_LINE_SCHEMA, orient="row") if rows else \
         pl.DataFrame(schema=_LINE_SCHEMA)
-    df = df.with_columns(pl.lit(provider, pl.String).alias("provider"),
-                         pl.lit(batch_id, pl.String).alias("batch_id"),
-                         pl.Series("line", lines, dtype=pl.Int64))
+    df = df.hstack([constant_column("provider", provider, df.height),
+                    constant_column("batch_id", batch_id, df.height),
+                    pl.Series("line", lines, dtype=pl.Int64)])
     return ResultLines(df, rejects)
+
+
+def constant_column(name: str, value: str, height: int) -> pl.Series:
+    """A column of ``height`` copies of ``value``. Built as a Series, not with
+    ``with_columns(pl.lit(...))``: that runs a query plan, ~0.1 ms a column, which a sync's
+    many small results bodies each paid."""
+    return pl.Series(name, [value], dtype=pl.String).new_from_index(0, height)
 
 
 def _payload(item: Any) -> str:
