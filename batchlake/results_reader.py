@@ -163,8 +163,14 @@ MODEL_BY_RETRIEVE = frozenset({"bedrock"})
 
 def _lines_without_model(frame: pl.DataFrame) -> bool:
     """Lines with usage that name no model: they cannot be priced without the batch's."""
-    return frame.height > 0 and frame.select(
-        (pl.col("model").is_null() & pl.col("input_tokens").is_not_null()).any()).item()
+    # Counted in Python, not with a select or Series.is_null: each runs a query plan, and
+    # this asks once per body (a part holds at most PART_LINES lines).
+    models = frame.get_column("model")
+    if models.null_count() == 0:
+        return False
+    return any(m is None and t is not None
+               for m, t in zip(models.to_list(), frame.get_column("input_tokens").to_list(),
+                               strict=True))
 
 
 def _model_by_retrieve(ctx: RunContext, provider: str, todo: PendingBatch

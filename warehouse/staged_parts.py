@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from batchlake.transforms import FlatFrames
+from batchlake.transforms import FlatFrames, constant_column
 
 # Each staged frame carries its part number, so that a transaction over several parts keeps
 # the last occurrence of a batch (and that occurrence's children), as one flattened chunk does.
@@ -45,10 +45,10 @@ def write_chunk(flat: FlatFrames, stage_dir: str, part: int) -> StagedChunk:
         path = str(Path(stage_dir) / f"{name}-{part:06d}.parquet")
         # Uncompressed: the file lives for one merge, on local disk, and compressing it
         # cost more wall than it saved (docs/scaling.md).
-        df.with_columns(pl.lit(part, pl.Int64).alias(PART_COLUMN)).write_parquet(
+        df.hstack([constant_column(PART_COLUMN, part, df.height, pl.Int64)]).write_parquet(
             path, compression="uncompressed", statistics=False)
         files[name] = path
-    providers = tuple(flat.batches.get_column("provider").unique().sort().to_list())
+    providers = tuple(sorted(set(flat.batches.get_column("provider").to_list())))
     return StagedChunk(files, flat.batches.height, list(flat.rejects), providers)
 
 
