@@ -52,13 +52,22 @@ def print_frame(df: pl.DataFrame, fmt: str = "table", title: str | None = None) 
         raise ConfigError(f"unknown format {fmt!r}; use table, csv or json")
 
 
+# A table is read by a person: a longer value (a metadata value of a megabyte) is cut here,
+# not folded over thousands of lines; csv and json keep every value whole.
+TABLE_CELL_CHARS = 1_000
+
+
 def _cell(v: Any) -> str:
     v = plain(v)
     if isinstance(v, datetime):
         return f"{v:%Y-%m-%d %H:%M:%S}"
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1 else f"{v:,.1f}"
-    return str(v)
+    text = str(v)
+    if len(text) > TABLE_CELL_CHARS:
+        return (f"{text[:TABLE_CELL_CHARS]}… ({len(text) - TABLE_CELL_CHARS:,} more "
+                "characters: --format csv or json has the whole value)")
+    return text
 
 
 @contextmanager

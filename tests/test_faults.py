@@ -3,6 +3,7 @@ ground truth minus exactly the rejected objects, each with its reason."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -151,6 +152,11 @@ def test_hostile_strings_are_data_never_sql(make_gateway: Any, db_path: str) -> 
     res = run_cli("fetch", hostile_id, "--provider", "openai", "--db", db_path,
                   "--base-url", gw.base_url)
     assert res.returncode == 0, res.stderr
+    # the table a person reads cuts the megabyte; json gives it whole
+    assert len(res.stdout) < 20_000 and "more characters" in res.stdout, res.stdout[-500:]
+    whole = invoke("fetch", hostile_id, "--provider", "openai", "--db", db_path,
+                   "--base-url", gw.base_url, "--format", "json")
+    assert json.loads(whole.stdout)["metadata"] and big in whole.stdout
 
 
 def test_crash_mid_load_keeps_committed_state_and_rerun_converges(tmp_path: Path) -> None:
