@@ -12,7 +12,8 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from batchlake.pipeline import sync
-from tests.conftest import rows, run_cli, settings_for
+from tests.cli_runner import invoke
+from tests.conftest import rows, settings_for
 from tests.results_fixtures import NOW, body, chat, plan
 
 GENAI = {"gemini": "google", "vertex": "google", "bedrock": "aws"}
@@ -140,7 +141,7 @@ def test_the_resolution_is_stored_and_reprice_recomputes_it_in_sql(
     assert rows(db_path, "SELECT count(*) FROM price_tiers WHERE model = "
                          "'publishers/google/models/gemini-2.5-pro'")[0][0] >= 4
     before = dict(rows(db_path, "SELECT custom_id, cost_usd FROM batch_results"))
-    res = run_cli("reprice", "--db", db_path)
+    res = invoke("reprice", "--db", db_path)
     assert res.returncode == 0, res.stderr
     after = dict(rows(db_path, "SELECT custom_id, cost_usd FROM batch_results"))
     assert after == pytest.approx(before)

@@ -17,6 +17,7 @@ import pytest
 import batchlake
 from batchlake.pipeline import sync
 from batchlake.simulator import DROP, Fault, SimGateway
+from tests.cli_runner import invoke
 from tests.conftest import rows, run_cli, settings_for
 from tests.expect import assert_matches_truth
 from tests.locks import hold_lock, run_cli_once_it_waits
@@ -104,7 +105,7 @@ def test_the_python_api_holds_the_file_only_while_it_reads(gateway: SimGateway,
 def test_read_commands_never_create_a_database(tmp_path: Path, args: list[str]) -> None:
     db = tmp_path / "no" / "such.duckdb"
     args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
-    res = run_cli(*args, "--db", str(db))
+    res = invoke(*args, "--db", str(db))
     assert res.returncode != 0 and "Traceback" not in res.stderr + res.stdout
     assert len(res.stderr.strip().splitlines()) == 1 and "no database at" in res.stderr
     assert not db.exists() and not db.parent.exists()
@@ -115,16 +116,16 @@ def test_a_refused_fetch_says_why_in_one_line_and_keeps_the_reject(make_gateway:
     gw = make_gateway(30, seed=3, providers=("anthropic",))
     plan = gw.by_provider["anthropic"][0]
     plan.overrides["created_at"] = 9223372036854775807
-    res = run_cli("fetch", plan.id, "--provider", "anthropic", "--db", db_path,
-                  "--base-url", gw.base_url)
+    res = invoke("fetch", plan.id, "--provider", "anthropic", "--db", db_path,
+                 "--base-url", gw.base_url)
     assert res.returncode != 0 and "Traceback" not in res.stderr + res.stdout
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "was refused" in lines[0] and "created_at" in lines[0], lines
     assert rows(db_path, "SELECT batch_id FROM rejects") == [(plan.id,)]
     plan.overrides["status"] = DROP  # an object with no status is refused too
     del plan.overrides["created_at"]
-    res = run_cli("fetch", plan.id, "--provider", "anthropic", "--db", db_path,
-                  "--base-url", gw.base_url)
+    res = invoke("fetch", plan.id, "--provider", "anthropic", "--db", db_path,
+                 "--base-url", gw.base_url)
     assert res.returncode != 0 and "status" in res.stderr
 
 
@@ -139,8 +140,8 @@ def test_a_published_snapshot_is_replaced_whole_after_the_last_commit(
         make_gateway: Any, tmp_path: Path) -> None:
     gw = make_gateway(400, seed=9, future_share=0.3)
     db, snap = str(tmp_path / "live.duckdb"), tmp_path / "published.duckdb"
-    res = run_cli("sync", "--base-url", gw.base_url, "--db", db, "--quiet",
-                  "--publish", str(snap), "--publish-storage-version", "v1.4.0")
+    res = invoke("sync", "--base-url", gw.base_url, "--db", db, "--quiet",
+                 "--publish", str(snap), "--publish-storage-version", "v1.4.0")
     assert res.returncode == 0, res.stderr
     # DuckDB 1.4 readers open storage version 64-67; DuckDB 2.0's own is newer
     assert _storage_version(snap) <= 67 < _storage_version(Path(db))
@@ -181,6 +182,6 @@ def test_a_published_snapshot_is_replaced_whole_after_the_last_commit(
 def test_bad_publish_options_are_one_line(gateway: SimGateway, db_path: str,
                                          args: list[str], needle: str) -> None:
     args = ["--publish", db_path] if "SELF" in args else ["--publish", db_path + ".pub", *args]
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, *args)
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path, *args)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ import batchlake.results_reader as results_reader
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
+from tests.cli_runner import invoke
 from tests.conftest import rows, run_cli, settings_for
 from tests.results_fixtures import NOW, body, chat, line_counts, plan, results_requests
 
@@ -259,8 +260,8 @@ def test_a_crash_mid_results_then_a_rerun_converges_exactly(make_gateway: Any, t
 
 def test_bodies_are_stored_only_when_asked(make_gateway: Any, db_path: str) -> None:
     gw = make_gateway(60, seed=4, providers=("openai",))
-    res = run_cli("sync", "--base-url", gw.base_url, "--db", db_path, "--quiet",
-                  "--store-result-bodies")
+    res = invoke("sync", "--base-url", gw.base_url, "--db", db_path, "--quiet",
+                 "--store-result-bodies")
     assert res.returncode == 0, res.stderr
     assert rows(db_path, "SELECT count(body) > 0 FROM batch_results") == [(True,)]
 
@@ -275,7 +276,7 @@ def test_bad_price_options_are_one_line(gateway: SimGateway, db_path: str, tmp_p
     bad = tmp_path / "bad.csv"
     bad.write_text("model,price\nx,1\n", encoding="utf-8")
     args = [str(bad) if a == "BAD" else a for a in args]
-    res = run_cli("sync", "--base-url", gateway.base_url, "--db", db_path, *args)
+    res = invoke("sync", "--base-url", gateway.base_url, "--db", db_path, *args)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
 

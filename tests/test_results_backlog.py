@@ -14,7 +14,8 @@ import batchlake.results_reader as results_reader
 import batchlake.results_stage as results_stage
 from batchlake.pipeline import read_stored_results, sync
 from batchlake.results_route import RouteWatch
-from tests.conftest import rows, run_cli, settings_for
+from tests.cli_runner import invoke
+from tests.conftest import rows, settings_for
 from tests.results_fixtures import NOW, body, finished, history, results_requests
 
 
@@ -99,7 +100,7 @@ def test_results_status_shows_the_backlog_and_results_drains_it(
     gw = history(make_gateway, 25)
     gw.results_bodies[("openai", "b003")] = b'{"batch_id":"b003","results":[{"oops"}]}'
     sync(settings_for(gw, db_path, results_budget_s=1e-9))
-    res = run_cli("results", "--status", "--db", db_path, "--format", "csv")
+    res = invoke("results", "--status", "--db", db_path, "--format", "csv")
     assert res.returncode == 0, res.stderr
     header, first = res.stdout.splitlines()[:2]
     row = dict(zip(header.split(","), first.split(","), strict=True))
@@ -120,7 +121,7 @@ def test_results_status_shows_the_backlog_and_results_drains_it(
         (after,) = results_backlog_by_provider(con).to_dicts()
     assert after["backlog"] == 0 and after["loaded"] + after["retry_waiting"] + \
         after["retry_due"] == 25
-    res = run_cli("results", "--status", "--db", db_path)
+    res = invoke("results", "--status", "--db", db_path)
     assert res.returncode == 0 and "b003" in res.stdout and "unreadable" in res.stdout
 
 
