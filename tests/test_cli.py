@@ -262,7 +262,7 @@ def test_progress_bar_on_a_terminal_only(gateway: SimGateway, tmp_path: Path) ->
     assert tty.returncode == 0, tty.stdout
     progress = re.compile(r"openai\s.*\d+ pages, [\d,]+ objects")
     assert progress.search(tty.stdout), tty.stdout[-2000:]
-    piped = run_cli("sync", "--base-url", gateway.base_url, "--db", db, "--providers", "openai")
+    piped = invoke("sync", "--base-url", gateway.base_url, "--db", db, "--providers", "openai")
     assert piped.returncode == 0
     assert not progress.search(piped.stdout + piped.stderr)
 

@@ -15,7 +15,7 @@ import batchlake.results_stage as results_stage
 from batchlake.pipeline import sync
 from batchlake.simulator import Fault, SimGateway
 from tests.cli_runner import invoke
-from tests.conftest import rows, run_cli, settings_for
+from tests.conftest import rows, settings_for
 from tests.results_fixtures import NOW, body, chat, line_counts, plan, results_requests
 
 HEADER = "provider,model,input,output,cache_read,cache_write,batch_input,batch_output\n"
@@ -67,7 +67,7 @@ def test_a_sync_loads_every_finished_batchs_lines_once(make_gateway: Any, db_pat
     assert results_requests(gw) == before
     assert line_counts(db_path) == lines
     # results --refetch reads them again and replaces them: nothing doubles
-    res = run_cli("results", "--base-url", gw.base_url, "--db", db_path, "--refetch")
+    res = invoke("results", "--base-url", gw.base_url, "--db", db_path, "--refetch")
     assert res.returncode == 0, res.stderr
     assert results_requests(gw) == before + len(finished)
     assert line_counts(db_path) == lines
@@ -145,7 +145,7 @@ def test_costs_match_hand_computed_numbers(make_gateway: Any, db_path: str,
     # reprice: new prices, not a single request
     asked = sum(gw.requests.values())
     prices.write_text(HEADER + "*,mystery-1,1,2,,,,\n", encoding="utf-8")
-    res = run_cli("reprice", "--db", db_path, "--prices", str(prices))
+    res = invoke("reprice", "--db", db_path, "--prices", str(prices))
     assert res.returncode == 0, res.stderr
     assert sum(gw.requests.values()) == asked
     repriced = dict(rows(db_path, "SELECT custom_id, cost_usd FROM batch_results"))
