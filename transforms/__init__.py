@@ -2,6 +2,7 @@
 other layers may use is ``__all__``."""
 
 from batchlake.transforms.batch_frames import FlatFrames
+from batchlake.transforms.columns import constant_column
 from batchlake.transforms.derive import STATUS_VOCABULARY, TERMINAL_STATUSES
 from batchlake.transforms.flatten import flatten_objects
 from batchlake.transforms.gateway_costs import (
@@ -25,7 +26,7 @@ from batchlake.transforms.prices import (
     shipped_prices,
 )
 from batchlake.transforms.redact import redact, scrub_text
-from batchlake.transforms.result_lines import constant_column, flatten_results
+from batchlake.transforms.result_lines import flatten_results
 from batchlake.transforms.retry_requests import (
     FORMATS,
     INLINE_PROVIDERS,

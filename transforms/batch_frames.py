@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from batchlake.transforms.columns import constant_column
 from batchlake.transforms.derive import derive_batch_columns
 from batchlake.transforms.schema import (
     ALWAYS_SENT_COUNTS,
@@ -145,7 +146,5 @@ def _with_provider(data: dict[str, pl.Series], provider: str, order: list[str]
     """The columns plus a constant provider column, in ``order``: built as Series, since
     with_columns and select on a frame would each run a query plan, a fixed cost paid
     twice per child frame of every part."""
-    height = len(next(iter(data.values())))
-    data["provider"] = pl.Series("provider", [provider], dtype=pl.String).new_from_index(
-        0, height)
+    data["provider"] = constant_column("provider", provider, len(next(iter(data.values()))))
     return pl.DataFrame([data[name] for name in order])

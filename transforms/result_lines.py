@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from batchlake.transforms.columns import constant_column
 from batchlake.transforms.redact import redact
 from batchlake.transforms.schema import RESULT_LINE_COLUMNS
 
@@ -243,14 +244,6 @@ def flatten_results(items: list[Any], first_line: int, provider: str, batch_id: 
                     constant_column("batch_id", batch_id, df.height),
                     pl.Series("line", lines, dtype=pl.Int64)])
     return ResultLines(df, rejects)
-
-
-def constant_column(name: str, value: str | int, height: int,
-                    dtype: type[pl.DataType] = pl.String) -> pl.Series:
-    """A column of ``height`` copies of ``value``. Built as a Series, not with
-    ``with_columns(pl.lit(...))``: that runs a query plan (~0.1 ms, and a wake-up of polars'
-    threads), which a sync's many small results bodies and chunks each paid."""
-    return pl.Series(name, [value], dtype=dtype).new_from_index(0, height)
 
 
 def _payload(item: Any) -> str:
