@@ -19,6 +19,7 @@ own rule. Tiered rates (Gemini 2.5 Pro above 200k prompt tokens…) keep their t
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable
@@ -163,17 +164,24 @@ def no_shipped_prices() -> ShippedPrices:
     return ShippedPrices(_frame([]), _tier_frame([]))
 
 
+@functools.cache
+def _genai_prices_source() -> str:
+    """The shipped prices' source, once a process: the run resolves names one at a time, and
+    each read of the package's metadata cost ~1 ms (25 ms a sync)."""
+    from importlib.metadata import version
+
+    return f"genai-prices {version('genai-prices')}"
+
+
 def shipped_prices(names: Iterable[tuple[str, str]], today: date | None = None
                    ) -> ShippedPrices:
     """Resolve each (provider, model) with genai-prices' matcher and take its prices in force
     ``today``; a name it cannot price gets no row (its lines say why: no price)."""
-    from importlib.metadata import version
-
     from genai_prices import data_snapshot  # slow to import: only when results are priced
 
     at = datetime.combine(today or date.today(), time(12), UTC)
     snapshot = data_snapshot.get_snapshot()
-    source = f"genai-prices {version('genai-prices')}"
+    source = _genai_prices_source()
     rows: list[dict[str, Any]] = []
     tiers: list[dict[str, Any]] = []
     for provider, model in dict.fromkeys(names):
